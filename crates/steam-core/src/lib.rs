@@ -1,0 +1,30 @@
+//! Contracts shared by every steam-recsys crate.
+//!
+//! - [`Source`] and [`Sink`]: an Arrow schema plus a stream of [`RecordBatch`]es in, a
+//!   [`WriteSummary`] out. Every connector implements them; sources and sinks never know each other.
+//! - [`catalog`]: the eleven processed tables and their Arrow schemas, the contract every connector
+//!   shares.
+//! - [`raw`]: the three raw files scraped from Steam and the columns each must have.
+//! - [`Error`]: one error type whose messages name the backend, table, file, line and column.
+//! - [`Reject`], [`FileSummary`], [`RunSummary`]: what a run loaded, what it set aside and why.
+//! - [`Secret`]: a string that never shows itself in `Debug` or `Display`.
+//!
+//! This crate has no backend dependencies: only Arrow's core crates.
+#![warn(missing_docs)]
+
+pub mod catalog;
+mod config;
+mod error;
+pub mod raw;
+mod reject;
+mod stream;
+mod summary;
+
+pub use arrow::array::RecordBatch;
+pub use arrow::datatypes::SchemaRef;
+pub use catalog::Table;
+pub use config::Secret;
+pub use error::{Error, Result};
+pub use reject::Reject;
+pub use stream::{batch_stream, BatchStream, Sink, Source, TableRef, WriteMode};
+pub use summary::{FileSummary, RunSummary, StageSummary, WriteSummary};

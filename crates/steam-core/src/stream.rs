@@ -1,0 +1,103 @@
+//! The `Source` and `Sink` contracts.
+
+use std::pin::Pin;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use futures::Stream;
+
+use crate::{Result, Table, WriteSummary};
+
+/// A stream of record batches, all of one schema.
+pub type BatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>>;
+
+/// Wraps any stream of batches as a [`BatchStream`].
+pub fn batch_stream<S>(stream: S) -> BatchStream
+where
+    S: Stream<Item = Result<RecordBatch>> + Send + 'static,
+{
+    Box::pin(stream)
+}
+
+/// Something that produces record batches: a file, a table, a query, a collection.
+///
+/// A source states its schema before it produces data; every batch of [`Source::read`] has that
+/// schema. Reading is streamed: a source holds a bounded number of batches in memory, whatever the
+/// size of what it reads.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// The schema of every batch this source produces.
+    fn schema(&self) -> SchemaRef;
+
+    /// Starts reading. Each call starts a new, independent read from the beginning.
+    async fn read(&self) -> Result<BatchStream>;
+}
+
+/// How a [`Sink`] treats what the target already holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// The target ends holding exactly the written rows. Readers see either the old content or the
+    /// new, never a missing or half-written target, and a failed write leaves the old content intact.
+    #[default]
+    Replace,
+    /// The rows are added to what the target holds.
+    Append,
+    /// Rows whose key columns match an existing row replace it; others are added.
+    Upsert {
+        /// The key columns.
+        keys: Vec<String>,
+    },
+}
+
+impl WriteMode {
+    /// A short name for messages: `replace`, `append` or `upsert`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WriteMode::Replace => "replace",
+            WriteMode::Append => "append",
+            WriteMode::Upsert { .. } => "upsert",
+        }
+    }
+}
+
+/// Something that consumes record batches into a named table: a directory of Parquet files, a
+/// PostgreSQL schema, a lake, a MongoDB database.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// Writes `batches` into `table` with `mode`, and says how much was written.
+    ///
+    /// The stream's batches must match the table's schema ([`Table::schema`] for catalog tables).
+    /// A sink that cannot honour `mode` returns [`crate::Error::Unsupported`] before writing.
+    async fn write(
+        &self,
+        table: &TableRef,
+        mode: WriteMode,
+        batches: BatchStream,
+    ) -> Result<WriteSummary>;
+}
+
+/// The table a [`Sink`] writes: its name and the schema its batches have.
+#[derive(Debug, Clone)]
+pub struct TableRef {
+    /// The table's name, such as `games_reviews`.
+    pub name: String,
+    /// The schema of the batches.
+    pub schema: SchemaRef,
+}
+
+impl TableRef {
+    /// A table of any name and schema.
+    pub fn new(name: impl Into<String>, schema: SchemaRef) -> Self {
+        TableRef {
+            name: name.into(),
+            schema,
+        }
+    }
+}
+
+impl From<Table> for TableRef {
+    fn from(table: Table) -> Self {
+        TableRef::new(table.name(), table.schema())
+    }
+}
