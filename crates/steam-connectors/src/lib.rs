@@ -1,1 +1,13 @@
-//! placeholder
+//! Connectors of steam-recsys: one module per backend, each behind a cargo feature of the same
+//! name, each implementing [`steam_core::Source`] and [`steam_core::Sink`].
+//!
+//! | feature | module | what |
+//! |---|---|---|
+//! | `files` | [`files`] | raw scraper CSVs (streamed, with line numbers), Parquet files, the rejects ledger |
+#![warn(missing_docs)]
+
+#[cfg(feature = "files")]
+pub mod files;
+mod stream;
+
+pub use stream::{spawn_blocking_stream, BoundedSender};

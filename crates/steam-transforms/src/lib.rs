@@ -1,1 +1,38 @@
-//! placeholder
+//! Pure Arrow transforms of steam-recsys: cleaning the three raw files scraped from Steam into the
+//! eleven processed tables, and conforming them. No I/O, no async: every function takes batches and
+//! returns batches, so the transforms run the same under any source and sink.
+//!
+//! - [`parse`]: one parser per scraped format ("1,152", "(81% of 62,791) All Time", list literals,
+//!   year-less dates…), each total.
+//! - [`DescriptionCleaner`]: `games_description.csv` → games_description and the genre, developer
+//!   and publisher dimension and mapping tables, plus the [`GameIndex`] the other files join on.
+//! - [`ReviewCleaner`]: `steam_game_reviews.csv`, streamed → games_reviews batches, then
+//!   users_mapping.
+//! - [`RankingCleaner`]: `games_ranking.csv` → games_ranking, then rank_dimension.
+//!
+//! Each cleaner reads the batches of a raw reader (see [`steam_core::raw`]) and returns, per batch,
+//! the clean rows and the [`Reject`]s: every raw record lands in a table or in the rejects.
+#![warn(missing_docs)]
+
+mod descriptions;
+pub mod parse;
+mod ranking;
+mod raw_batch;
+mod reviews;
+
+pub use descriptions::{DescriptionCleaner, Descriptions, GameIndex};
+pub use ranking::RankingCleaner;
+pub use raw_batch::RawBatch;
+pub use reviews::{ReviewCleaner, ReviewOptions};
+pub use steam_core::Reject;
+
+use arrow::array::RecordBatch;
+
+/// What a cleaner made of one raw batch: the clean rows and the records it set aside.
+#[derive(Debug)]
+pub struct Cleaned {
+    /// The clean rows, in the output table's schema.
+    pub batch: RecordBatch,
+    /// The records set aside, in input order.
+    pub rejects: Vec<Reject>,
+}

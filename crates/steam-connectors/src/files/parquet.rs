@@ -1,0 +1,350 @@
+//! Parquet files: one file per table in a directory.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use steam_core::{
+    BatchStream, Error, RecordBatch, Result, SchemaRef, Sink, Source, TableRef, WriteMode,
+    WriteSummary,
+};
+use tokio::sync::mpsc;
+
+use super::temp_path;
+use crate::stream::spawn_blocking_stream;
+
+const BACKEND: &str = "parquet";
+
+/// Writes each table as `<dir>/<table>.parquet`.
+///
+/// Only [`WriteMode::Replace`] is supported: the file is written beside its target under a
+/// temporary name and renamed into place when complete, so a reader sees the old file or the new
+/// one, and a failed write (a bad batch, an error in the stream, a full disk) leaves the old file
+/// untouched. Encoding runs on a blocking thread at most two batches behind the stream.
+#[derive(Debug, Clone)]
+pub struct ParquetDirSink {
+    dir: PathBuf,
+    compression: Compression,
+    max_row_group_size: usize,
+}
+
+impl ParquetDirSink {
+    /// A sink writing into `dir` (created when missing), zstd level 1, row groups of up to 1Mi rows.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        ParquetDirSink {
+            dir: dir.into(),
+            compression: Compression::ZSTD(ZstdLevel::default()),
+            max_row_group_size: 1 << 20,
+        }
+    }
+
+    /// Sets the compression codec.
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Sets the largest number of rows in a row group.
+    pub fn with_max_row_group_size(mut self, rows: usize) -> Self {
+        self.max_row_group_size = rows.max(1);
+        self
+    }
+
+    /// The file a table is written to.
+    pub fn path(&self, table: &str) -> PathBuf {
+        self.dir.join(format!("{table}.parquet"))
+    }
+}
+
+/// Checks that a table name is safe as a file name: letters, digits, `_`, `-`, `.`, not starting
+/// with a dot.
+pub(crate) fn check_table_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config {
+            key: "table".into(),
+            reason: format!("{name:?} is not a valid table name (letters, digits, _ - . only)"),
+        })
+    }
+}
+
+#[async_trait]
+impl Sink for ParquetDirSink {
+    async fn write(
+        &self,
+        table: &TableRef,
+        mode: WriteMode,
+        mut batches: BatchStream,
+    ) -> Result<WriteSummary> {
+        if mode != WriteMode::Replace {
+            return Err(Error::Unsupported {
+                backend: BACKEND,
+                operation: format!("write mode {}", mode.name()),
+            });
+        }
+        check_table_name(&table.name)?;
+        let started = Instant::now();
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let path = self.path(&table.name);
+        let tmp = temp_path(&path);
+        let props = WriterProperties::builder()
+            .set_compression(self.compression)
+            .set_max_row_group_row_count(Some(self.max_row_group_size))
+            .build();
+        let schema = table.schema.clone();
+        let (tx, mut rx) = mpsc::channel::<RecordBatch>(2);
+        let writer_tmp = tmp.clone();
+        let target = path.display().to_string();
+        let writer_target = target.clone();
+        let writer = tokio::task::spawn_blocking(move || -> Result<u64> {
+            let file = File::create(&writer_tmp).map_err(|e| Error::io(&writer_tmp, e))?;
+            let mut w = ArrowWriter::try_new(file, schema, Some(props))
+                .map_err(|e| Error::backend(BACKEND, &writer_target, e))?;
+            let mut rows = 0u64;
+            while let Some(batch) = rx.blocking_recv() {
+                rows += batch.num_rows() as u64;
+                w.write(&batch)
+                    .map_err(|e| Error::backend(BACKEND, &writer_target, e))?;
+            }
+            w.close()
+                .map_err(|e| Error::backend(BACKEND, &writer_target, e))?;
+            Ok(rows)
+        });
+        let mut failure = None;
+        while let Some(item) = batches.next().await {
+            let batch = match item {
+                Ok(b) => b,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            if batch.schema().fields() != table.schema.fields() {
+                failure = Some(Error::Schema {
+                    target: table.name.clone(),
+                    reason: format!(
+                        "batch schema {:?} differs from the table's {:?}",
+                        batch.schema().fields(),
+                        table.schema.fields()
+                    ),
+                });
+                break;
+            }
+            if tx.send(batch).await.is_err() {
+                break; // the writer failed: its error is returned below
+            }
+        }
+        drop(tx);
+        let written = writer
+            .await
+            .map_err(|e| Error::backend_msg(BACKEND, &target, format!("writer thread: {e}")));
+        let result = match (failure, written) {
+            (Some(e), _) => Err(e),
+            (None, Ok(Ok(rows))) => Ok(rows),
+            (None, Ok(Err(e)) | Err(e)) => Err(e),
+        };
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        std::fs::rename(&tmp, &path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(&path, e)
+        })?;
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        Ok(WriteSummary::new(&table.name, rows, bytes, started.elapsed()))
+    }
+}
+
+/// A Parquet file as a [`Source`], read on a blocking thread in batches of 8192 rows.
+#[derive(Debug, Clone)]
+pub struct ParquetFileSource {
+    path: PathBuf,
+    schema: SchemaRef,
+    batch_size: usize,
+}
+
+impl ParquetFileSource {
+    /// Opens `path` and reads its schema from the footer.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let builder = Self::builder(&path)?;
+        Ok(ParquetFileSource {
+            schema: builder.schema().clone(),
+            path,
+            batch_size: 8192,
+        })
+    }
+
+    /// Sets the number of rows per batch.
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+        let file = File::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::MissingFile {
+                path: path.to_path_buf(),
+            },
+            _ => Error::io(path, e),
+        })?;
+        ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| Error::backend(BACKEND, path.display().to_string(), e))
+    }
+
+    /// Reads the whole file into memory (for small tables and tests).
+    pub fn read_all(&self) -> Result<Vec<RecordBatch>> {
+        let target = self.path.display().to_string();
+        Self::builder(&self.path)?
+            .with_batch_size(self.batch_size)
+            .build()
+            .map_err(|e| Error::backend(BACKEND, &target, e))?
+            .map(|b| b.map_err(|e| Error::arrow(format!("reading {target}"), e)))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Source for ParquetFileSource {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    async fn read(&self) -> Result<BatchStream> {
+        let target = self.path.display().to_string();
+        let reader = Self::builder(&self.path)?
+            .with_batch_size(self.batch_size)
+            .build()
+            .map_err(|e| Error::backend(BACKEND, &target, e))?;
+        Ok(spawn_blocking_stream(move |tx| {
+            for batch in reader {
+                let item = batch.map_err(|e| Error::arrow(format!("reading {target}"), e));
+                if !tx.send(item) {
+                    break;
+                }
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use arrow::array::{Int32Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use futures::stream;
+    use steam_core::batch_stream;
+
+    fn table() -> TableRef {
+        TableRef::new(
+            "t",
+            Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int32, false),
+                Field::new("name", DataType::Utf8, true),
+            ])),
+        )
+    }
+
+    fn batch(t: &TableRef, ids: &[i32]) -> RecordBatch {
+        RecordBatch::try_new(
+            t.schema.clone(),
+            vec![
+                Arc::new(Int32Array::from(ids.to_vec())),
+                Arc::new(StringArray::from_iter(ids.iter().map(|i| Some(format!("n{i}"))))),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn writes_and_reads_back_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = ParquetDirSink::new(dir.path());
+        let t = table();
+        let s = sink
+            .write(&t, WriteMode::Replace, batch_stream(stream::iter(vec![Ok(batch(&t, &[1, 2])), Ok(batch(&t, &[3]))])))
+            .await
+            .unwrap();
+        assert_eq!(s.rows, 3);
+        assert!(s.bytes > 0);
+        let back = ParquetFileSource::open(sink.path("t")).unwrap().read_all().unwrap();
+        assert_eq!(back.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+        let s = sink
+            .write(&t, WriteMode::Replace, batch_stream(stream::iter(vec![Ok(batch(&t, &[9]))])))
+            .await
+            .unwrap();
+        assert_eq!(s.rows, 1);
+        let src = ParquetFileSource::open(sink.path("t")).unwrap();
+        let mut stream = src.read().await.unwrap();
+        let b = stream.next().await.unwrap().unwrap();
+        assert_eq!(b, batch(&t, &[9]));
+        assert!(stream.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn failed_write_keeps_old_file_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = ParquetDirSink::new(dir.path());
+        let t = table();
+        sink.write(&t, WriteMode::Replace, batch_stream(stream::iter(vec![Ok(batch(&t, &[1]))])))
+            .await
+            .unwrap();
+        let failing = vec![
+            Ok(batch(&t, &[5, 6])),
+            Err(Error::backend_msg("test", "t", "source broke")),
+        ];
+        let e = sink
+            .write(&t, WriteMode::Replace, batch_stream(stream::iter(failing)))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("source broke"));
+        let wrong = TableRef::new("x", Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])));
+        let e = sink
+            .write(&t, WriteMode::Replace, batch_stream(stream::iter(vec![Ok(RecordBatch::new_empty(wrong.schema))])))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Schema { .. }), "{e}");
+        let back = ParquetFileSource::open(sink.path("t")).unwrap().read_all().unwrap();
+        assert_eq!(back, vec![batch(&t, &[1])]);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("t.parquet")]);
+    }
+
+    #[tokio::test]
+    async fn refuses_other_modes_and_unsafe_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = ParquetDirSink::new(dir.path());
+        let t = table();
+        let empty = || batch_stream(stream::iter(Vec::new()));
+        assert!(matches!(
+            sink.write(&t, WriteMode::Append, empty()).await.unwrap_err(),
+            Error::Unsupported { .. }
+        ));
+        for bad in ["../evil", "a/b", "", ".hidden"] {
+            let t = TableRef::new(bad, t.schema.clone());
+            assert!(matches!(
+                sink.write(&t, WriteMode::Replace, empty()).await.unwrap_err(),
+                Error::Config { .. }
+            ), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! `games_ranking.csv` → games_ranking, then rank_dimension.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Int32Array, Int32Builder, RecordBatch, StringArray, UInt8Builder};
+use steam_core::raw::RawFile;
+use steam_core::{Error, Reject, Result, Table};
+
+use crate::descriptions::GameIndex;
+use crate::Cleaned;
+
+const GAME: usize = 0;
+const GENRE: usize = 1;
+const RANK_TYPE: usize = 2;
+const RANK: usize = 3;
+
+/// Cleans `games_ranking.csv`: `rank` UInt8, `game_id` and `genre_id` by name from the
+/// [`GameIndex`], `rank_type_id` numbered from 1 in order of first appearance over every well-formed
+/// record (as the reference did).
+///
+/// Records set aside: malformed records, an empty rank type, a rank that is not an integer from 0
+/// to 255, an unknown game, an unknown genre.
+#[derive(Debug)]
+pub struct RankingCleaner {
+    index: Arc<GameIndex>,
+    rank_types: HashMap<String, i32>,
+    names: Vec<String>,
+}
+
+impl RankingCleaner {
+    /// A cleaner joining on `index`.
+    pub fn new(index: Arc<GameIndex>) -> Self {
+        RankingCleaner {
+            index,
+            rank_types: HashMap::new(),
+            names: Vec::new(),
+        }
+    }
+
+    /// Cleans one raw batch into games_ranking rows and rejects.
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<Cleaned> {
+        let raw = crate::RawBatch::new(RawFile::GamesRanking, batch)?;
+        let columns = RawFile::GamesRanking.columns();
+        let mut rank = UInt8Builder::new();
+        let mut game = Int32Builder::new();
+        let mut genre = Int32Builder::new();
+        let mut rank_type = Int32Builder::new();
+        let mut rejects = Vec::new();
+        for i in 0..raw.len() {
+            let line = raw.line(i);
+            if let Some(r) = raw.malformed(i) {
+                rejects.push(r);
+                continue;
+            }
+            let bad = |c: usize, reason: &str| Reject::value(line, columns[c], raw.value(c, i), reason);
+            let type_name = raw.value(RANK_TYPE, i).trim();
+            if type_name.is_empty() {
+                rejects.push(bad(RANK_TYPE, "empty rank type"));
+                continue;
+            }
+            let type_id = match self.rank_types.get(type_name) {
+                Some(id) => *id,
+                None => {
+                    let id = self.names.len() as i32 + 1;
+                    self.rank_types.insert(type_name.to_owned(), id);
+                    self.names.push(type_name.to_owned());
+                    id
+                }
+            };
+            let Ok(r) = raw.value(RANK, i).trim().parse::<u8>() else {
+                rejects.push(bad(RANK, "not an integer from 0 to 255"));
+                continue;
+            };
+            let Some(game_id) = self.index.game_id(raw.value(GAME, i)) else {
+                rejects.push(bad(GAME, "unknown game"));
+                continue;
+            };
+            let Some(genre_id) = self.index.genre_id(raw.value(GENRE, i)) else {
+                rejects.push(bad(GENRE, "unknown genre"));
+                continue;
+            };
+            rank.append_value(r);
+            game.append_value(game_id);
+            genre.append_value(genre_id);
+            rank_type.append_value(type_id);
+        }
+        let batch = RecordBatch::try_new(
+            Table::GamesRanking.schema(),
+            vec![
+                Arc::new(rank.finish()),
+                Arc::new(game.finish()),
+                Arc::new(genre.finish()),
+                Arc::new(rank_type.finish()),
+            ],
+        )
+        .map_err(|e| Error::arrow("building games_ranking", e))?;
+        Ok(Cleaned { batch, rejects })
+    }
+
+    /// rank_dimension: every rank type seen, with its id.
+    pub fn finish(self) -> Result<RecordBatch> {
+        let n = self.names.len() as i32;
+        RecordBatch::try_new(
+            Table::RankDimension.schema(),
+            vec![
+                Arc::new(Int32Array::from_iter_values(1..=n)),
+                Arc::new(StringArray::from(self.names)),
+            ],
+        )
+        .map_err(|e| Error::arrow("building rank_dimension", e))
+    }
+}

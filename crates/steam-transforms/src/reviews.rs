@@ -1,0 +1,184 @@
+//! `steam_game_reviews.csv`, streamed → games_reviews, then users_mapping.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    BooleanBufferBuilder, BooleanBuilder, Date32Builder, Float32Builder, Int32Builder,
+    Int64Builder, RecordBatch, StringArray,
+};
+use arrow::array::BooleanArray;
+use arrow::compute::filter;
+use steam_core::raw::RawFile;
+use steam_core::{Error, Reject, Result, Table};
+
+use crate::descriptions::GameIndex;
+use crate::{parse, Cleaned};
+
+const REVIEW: usize = 0;
+const HOURS: usize = 1;
+const HELPFUL: usize = 2;
+const FUNNY: usize = 3;
+const RECOMMENDATION: usize = 4;
+const DATE: usize = 5;
+const GAME: usize = 6;
+const USERNAME: usize = 7;
+
+/// Options of [`ReviewCleaner`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReviewOptions {
+    /// The year given to year-less review dates ("September 14"): the store omits the current year,
+    /// so this is the year the data was scraped.
+    pub reference_year: i32,
+}
+
+/// Cleans `steam_game_reviews.csv` batch by batch, in bounded memory (only the users seen so far are
+/// kept), then yields users_mapping.
+///
+/// Semantics:
+/// - `hours_played` Float32 from "1,234.5"; `helpful`, `funny` Int64 from "1,152"; empty → null;
+/// - `recommendation`: "Recommended" → true, "Not Recommended" → false, empty → null;
+/// - `date` from "September 14, 2023", "14 September, 2023", "September 14" or "14 September"
+///   (year-less dates take [`ReviewOptions::reference_year`]); empty → null;
+/// - `user_id` from the username (the first line of the scraped value, "anonymous" when empty),
+///   numbered from 1 in order of first appearance over every well-formed record, as the reference
+///   did, so users_mapping also holds users none of whose reviews were loaded;
+/// - `game_id` by game name from the [`GameIndex`].
+///
+/// Records set aside: malformed records, a game not in the index ("unknown game"), a value that
+/// does not parse (naming the column and the value).
+#[derive(Debug)]
+pub struct ReviewCleaner {
+    index: Arc<GameIndex>,
+    options: ReviewOptions,
+    users: HashMap<String, i32>,
+    usernames: Vec<String>,
+}
+
+impl ReviewCleaner {
+    /// A cleaner joining on `index`.
+    pub fn new(index: Arc<GameIndex>, options: ReviewOptions) -> Self {
+        ReviewCleaner {
+            index,
+            options,
+            users: HashMap::new(),
+            usernames: Vec::new(),
+        }
+    }
+
+    fn user_id(&mut self, name: &str) -> Result<i32> {
+        if let Some(id) = self.users.get(name) {
+            return Ok(*id);
+        }
+        let id = i32::try_from(self.usernames.len() + 1).map_err(|_| Error::Schema {
+            target: Table::UsersMapping.name().to_owned(),
+            reason: "more users than an Int32 id can number".to_owned(),
+        })?;
+        self.users.insert(name.to_owned(), id);
+        self.usernames.push(name.to_owned());
+        Ok(id)
+    }
+
+    /// Cleans one raw batch into games_reviews rows and rejects.
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<Cleaned> {
+        let raw = crate::RawBatch::new(RawFile::GameReviews, batch)?;
+        let n = raw.len();
+        let mut keep = BooleanBufferBuilder::new(n);
+        let mut hours = Float32Builder::with_capacity(n);
+        let mut helpful = Int64Builder::with_capacity(n);
+        let mut funny = Int64Builder::with_capacity(n);
+        let mut recommendation = BooleanBuilder::with_capacity(n);
+        let mut date = Date32Builder::with_capacity(n);
+        let mut user = Int32Builder::with_capacity(n);
+        let mut game = Int32Builder::with_capacity(n);
+        let mut rejects = Vec::new();
+        let columns = RawFile::GameReviews.columns();
+        for i in 0..n {
+            let line = raw.line(i);
+            if let Some(r) = raw.malformed(i) {
+                keep.append(false);
+                rejects.push(r);
+                continue;
+            }
+            let user_id = self.user_id(parse::username(raw.value(USERNAME, i)))?;
+            let parsed = (|| {
+                let bad = |c: usize, reason: String| {
+                    Reject::value(line, columns[c], raw.value(c, i), reason)
+                };
+                let game_id = self
+                    .index
+                    .game_id(raw.value(GAME, i))
+                    .ok_or_else(|| bad(GAME, "unknown game".to_owned()))?;
+                let h = parse::thousands_f32(raw.value(HOURS, i)).map_err(|e| bad(HOURS, e))?;
+                let hp = parse::thousands_i64(raw.value(HELPFUL, i)).map_err(|e| bad(HELPFUL, e))?;
+                let f = parse::thousands_i64(raw.value(FUNNY, i)).map_err(|e| bad(FUNNY, e))?;
+                let r = match raw.value(RECOMMENDATION, i).trim() {
+                    "Recommended" => Some(true),
+                    "Not Recommended" => Some(false),
+                    "" => None,
+                    _ => {
+                        return Err(bad(
+                            RECOMMENDATION,
+                            "expected 'Recommended' or 'Not Recommended'".to_owned(),
+                        ))
+                    }
+                };
+                let d = parse::review_date(raw.value(DATE, i), self.options.reference_year)
+                    .map_err(|e| bad(DATE, e))?;
+                Ok((game_id, h, hp, f, r, d))
+            })();
+            match parsed {
+                Ok((game_id, h, hp, f, r, d)) => {
+                    keep.append(true);
+                    hours.append_option(h);
+                    helpful.append_option(hp);
+                    funny.append_option(f);
+                    recommendation.append_option(r);
+                    date.append_option(d.map(parse::date32));
+                    user.append_value(user_id);
+                    game.append_value(game_id);
+                }
+                Err(r) => {
+                    keep.append(false);
+                    rejects.push(r);
+                }
+            }
+        }
+        let keep = BooleanArray::new(keep.finish(), None);
+        let review: &StringArray = raw.column(REVIEW);
+        let review = filter(review, &keep).map_err(|e| Error::arrow("filtering reviews", e))?;
+        let batch = RecordBatch::try_new(
+            Table::GamesReviews.schema(),
+            vec![
+                review,
+                Arc::new(hours.finish()),
+                Arc::new(helpful.finish()),
+                Arc::new(funny.finish()),
+                Arc::new(recommendation.finish()),
+                Arc::new(date.finish()),
+                Arc::new(user.finish()),
+                Arc::new(game.finish()),
+            ],
+        )
+        .map_err(|e| Error::arrow("building games_reviews", e))?;
+        Ok(Cleaned { batch, rejects })
+    }
+
+    /// Number of distinct users seen so far.
+    pub fn users(&self) -> usize {
+        self.usernames.len()
+    }
+
+    /// users_mapping: every username seen, with its id.
+    pub fn finish(self) -> Result<RecordBatch> {
+        let n = self.usernames.len() as i32;
+        RecordBatch::try_new(
+            Table::UsersMapping.schema(),
+            vec![
+                Arc::new(arrow::array::Int32Array::from_iter_values(1..=n)),
+                Arc::new(StringArray::from(self.usernames)),
+            ],
+        )
+        .map_err(|e| Error::arrow("building users_mapping", e))
+    }
+}
