@@ -96,10 +96,9 @@ impl Table {
             Table::GenreMapping => vec![id("game_id"), id("genre_id")],
             Table::DeveloperMapping => vec![id("game_id"), id("developer_id")],
             Table::PublisherMapping => vec![id("game_id"), id("publisher_id")],
-            Table::UsersMapping => vec![
-                id("user_id"),
-                Field::new("username", DataType::Utf8, false),
-            ],
+            Table::UsersMapping => {
+                vec![id("user_id"), Field::new("username", DataType::Utf8, false)]
+            }
             Table::GamesReviews => vec![
                 text("review"),
                 Field::new("hours_played", DataType::Float32, true),
@@ -226,8 +225,15 @@ mod tests {
             }
             for (col, target) in t.foreign_keys() {
                 assert!(schema.field_with_name(col).is_ok(), "{t}.{col}");
-                assert_eq!(target.primary_key().len(), 1, "{target} has a single-column key");
-                assert!(target.schema().field_with_name(col).is_ok(), "{target}.{col}");
+                assert_eq!(
+                    target.primary_key().len(),
+                    1,
+                    "{target} has a single-column key"
+                );
+                assert!(
+                    target.schema().field_with_name(col).is_ok(),
+                    "{target}.{col}"
+                );
             }
         }
     }

@@ -160,7 +160,13 @@ mod tests {
             reason: "not a number".into(),
         };
         let msg = e.to_string();
-        for part in ["steam_game_reviews.csv", "line 42", "hours_played", "\"abc\"", "not a number"] {
+        for part in [
+            "steam_game_reviews.csv",
+            "line 42",
+            "hours_played",
+            "\"abc\"",
+            "not a number",
+        ] {
             assert!(msg.contains(part), "{msg} lacks {part}");
         }
     }

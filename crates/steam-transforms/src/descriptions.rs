@@ -180,7 +180,12 @@ impl DescriptionCleaner {
         }
         let value = |c: usize| raw.value(c, i);
         let bad = |c: usize, reason: String| {
-            Reject::value(line, RawFile::GamesDescription.columns()[c], value(c), reason)
+            Reject::value(
+                line,
+                RawFile::GamesDescription.columns()[c],
+                value(c),
+                reason,
+            )
         };
         let name = value(NAME).trim();
         if name.is_empty() {
@@ -194,7 +199,8 @@ impl DescriptionCleaner {
         }
         let list = |c: usize| parse::list_literal(value(c)).map_err(|e| bad(c, e));
         let lists = [list(GENRES)?, list(DEVELOPER)?, list(PUBLISHER)?];
-        let mut purchased = parse::purchased_reviews(value(PURCHASED)).map_err(|e| bad(PURCHASED, e))?;
+        let mut purchased =
+            parse::purchased_reviews(value(PURCHASED)).map_err(|e| bad(PURCHASED, e))?;
         let english = parse::thousands_i32(value(ENGLISH)).map_err(|e| bad(ENGLISH, e))?;
         let rating_text = value(RATING).trim();
         let rating = if purchased.is_none() {
@@ -231,7 +237,9 @@ impl DescriptionCleaner {
                     games.iter().map(|g| Some(&g.long_description)),
                 )),
                 Arc::new(Date32Array::from_iter(games.iter().map(|g| g.release_date))),
-                Arc::new(StringArray::from_iter(games.iter().map(|g| g.rating.as_deref()))),
+                Arc::new(StringArray::from_iter(
+                    games.iter().map(|g| g.rating.as_deref()),
+                )),
                 Arc::new(Int32Array::from_iter(games.iter().map(|g| g.purchased))),
                 Arc::new(Int32Array::from_iter(games.iter().map(|g| g.english))),
             ],

@@ -28,6 +28,23 @@ pub use steam_core::Reject;
 
 use arrow::array::RecordBatch;
 
+/// A cleaner that streams: one raw batch in, the clean rows and rejects of that batch out, then a
+/// final table built from everything seen (users_mapping, rank_dimension).
+pub trait StreamingCleaner: Send {
+    /// The table [`StreamingCleaner::push`] yields rows of.
+    const TABLE: steam_core::Table;
+    /// The table [`StreamingCleaner::finish`] yields.
+    const FINAL_TABLE: steam_core::Table;
+    /// The raw file it reads.
+    const FILE: steam_core::raw::RawFile;
+
+    /// Cleans one raw batch.
+    fn push(&mut self, batch: &RecordBatch) -> steam_core::Result<Cleaned>;
+
+    /// The final table.
+    fn finish(self) -> steam_core::Result<RecordBatch>;
+}
+
 /// What a cleaner made of one raw batch: the clean rows and the records it set aside.
 #[derive(Debug)]
 pub struct Cleaned {

@@ -281,7 +281,11 @@ pub fn list_literal(value: &str) -> Result<Vec<String>, String> {
         match chars.next() {
             None => break,
             Some(',') => {}
-            Some(c) => return Err(format!("not a list literal: unexpected {c:?} after a string")),
+            Some(c) => {
+                return Err(format!(
+                    "not a list literal: unexpected {c:?} after a string"
+                ))
+            }
         }
     }
     Ok(out)
@@ -335,7 +339,9 @@ mod tests {
         assert_eq!(thousands_i64(" 2,258,990 "), Ok(Some(2_258_990)));
         assert_eq!(thousands_i64(""), Ok(None));
         assert_eq!(thousands_i64("  "), Ok(None));
-        for bad in ["abc", "1,2x", ",", "1.5.2", "--1", "12 34", "1,", ",1", "1e5", "١٢"] {
+        for bad in [
+            "abc", "1,2x", ",", "1.5.2", "--1", "12 34", "1,", ",1", "1e5", "١٢",
+        ] {
             assert!(thousands_i64(bad).is_err(), "{bad}");
         }
         assert!(thousands_i64("1.5").is_err(), "a decimal is not an integer");
@@ -350,7 +356,17 @@ mod tests {
         assert_eq!(thousands_f32("0.1"), Ok(Some(0.1)));
         assert_eq!(thousands_f32("12"), Ok(Some(12.0)));
         assert_eq!(thousands_f32(""), Ok(None));
-        for bad in ["abc", "NaN", "inf", "-inf", "1e3", "1..2", ".", "1,2,3.4.5", "1e99"] {
+        for bad in [
+            "abc",
+            "NaN",
+            "inf",
+            "-inf",
+            "1e3",
+            "1..2",
+            ".",
+            "1,2,3.4.5",
+            "1e99",
+        ] {
             assert!(thousands_f32(bad).is_err(), "{bad}");
         }
     }
@@ -363,7 +379,10 @@ mod tests {
             Ok(Some(50_860))
         );
         // exact integer arithmetic where floating point would give 28
-        assert_eq!(purchased_reviews("(29% of 100)\u{a0}All Time"), Ok(Some(29)));
+        assert_eq!(
+            purchased_reviews("(29% of 100)\u{a0}All Time"),
+            Ok(Some(29))
+        );
         assert_eq!(purchased_reviews("()\u{a0}All Time"), Ok(None));
         assert_eq!(purchased_reviews(""), Ok(None));
         assert_eq!(purchased_reviews("(8,313,603)"), Ok(Some(8_313_603)));
@@ -405,7 +424,10 @@ mod tests {
     #[test]
     fn usernames() {
         assert_eq!(username("Sentinowl\n123 products in account"), "Sentinowl");
-        assert_eq!(username("Sentinowl\r\n123 products in account"), "Sentinowl");
+        assert_eq!(
+            username("Sentinowl\r\n123 products in account"),
+            "Sentinowl"
+        );
         assert_eq!(username("Solo"), "Solo");
         assert_eq!(username(""), "anonymous");
         assert_eq!(username("\n5 products in account"), "anonymous");
@@ -436,8 +458,14 @@ mod tests {
     #[test]
     fn review_dates() {
         let y = 2024;
-        assert_eq!(review_date("September 14, 2023", y), Ok(Some(d(2023, 9, 14))));
-        assert_eq!(review_date("14 September, 2023", y), Ok(Some(d(2023, 9, 14))));
+        assert_eq!(
+            review_date("September 14, 2023", y),
+            Ok(Some(d(2023, 9, 14)))
+        );
+        assert_eq!(
+            review_date("14 September, 2023", y),
+            Ok(Some(d(2023, 9, 14)))
+        );
         assert_eq!(review_date("September 14", y), Ok(Some(d(2024, 9, 14))));
         assert_eq!(review_date("14 September", y), Ok(Some(d(2024, 9, 14))));
         assert_eq!(review_date("Sep 14", 2020), Ok(Some(d(2020, 9, 14))));
@@ -463,7 +491,10 @@ mod tests {
     fn list_literals() {
         assert_eq!(
             list_literal(r#"['FromSoftware, Inc.', "World's Edge"]"#),
-            Ok(vec!["FromSoftware, Inc.".to_owned(), "World's Edge".to_owned()])
+            Ok(vec![
+                "FromSoftware, Inc.".to_owned(),
+                "World's Edge".to_owned()
+            ])
         );
         assert_eq!(list_literal("[]"), Ok(vec![]));
         assert_eq!(list_literal(""), Ok(vec![]));

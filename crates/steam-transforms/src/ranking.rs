@@ -53,7 +53,8 @@ impl RankingCleaner {
                 rejects.push(r);
                 continue;
             }
-            let bad = |c: usize, reason: &str| Reject::value(line, columns[c], raw.value(c, i), reason);
+            let bad =
+                |c: usize, reason: &str| Reject::value(line, columns[c], raw.value(c, i), reason);
             let type_name = raw.value(RANK_TYPE, i).trim();
             if type_name.is_empty() {
                 rejects.push(bad(RANK_TYPE, "empty rank type"));
@@ -109,5 +110,19 @@ impl RankingCleaner {
             ],
         )
         .map_err(|e| Error::arrow("building rank_dimension", e))
+    }
+}
+
+impl crate::StreamingCleaner for RankingCleaner {
+    const TABLE: Table = Table::GamesRanking;
+    const FINAL_TABLE: Table = Table::RankDimension;
+    const FILE: RawFile = RawFile::GamesRanking;
+
+    fn push(&mut self, batch: &RecordBatch) -> Result<Cleaned> {
+        RankingCleaner::push(self, batch)
+    }
+
+    fn finish(self) -> Result<RecordBatch> {
+        RankingCleaner::finish(self)
     }
 }

@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow::array::BooleanArray;
 use arrow::array::{
     BooleanBufferBuilder, BooleanBuilder, Date32Builder, Float32Builder, Int32Builder,
     Int64Builder, RecordBatch, StringArray,
 };
-use arrow::array::BooleanArray;
 use arrow::compute::filter;
 use steam_core::raw::RawFile;
 use steam_core::{Error, Reject, Result, Table};
@@ -110,7 +110,8 @@ impl ReviewCleaner {
                     .game_id(raw.value(GAME, i))
                     .ok_or_else(|| bad(GAME, "unknown game".to_owned()))?;
                 let h = parse::thousands_f32(raw.value(HOURS, i)).map_err(|e| bad(HOURS, e))?;
-                let hp = parse::thousands_i64(raw.value(HELPFUL, i)).map_err(|e| bad(HELPFUL, e))?;
+                let hp =
+                    parse::thousands_i64(raw.value(HELPFUL, i)).map_err(|e| bad(HELPFUL, e))?;
                 let f = parse::thousands_i64(raw.value(FUNNY, i)).map_err(|e| bad(FUNNY, e))?;
                 let r = match raw.value(RECOMMENDATION, i).trim() {
                     "Recommended" => Some(true),
@@ -180,5 +181,19 @@ impl ReviewCleaner {
             ],
         )
         .map_err(|e| Error::arrow("building users_mapping", e))
+    }
+}
+
+impl crate::StreamingCleaner for ReviewCleaner {
+    const TABLE: Table = Table::GamesReviews;
+    const FINAL_TABLE: Table = Table::UsersMapping;
+    const FILE: RawFile = RawFile::GameReviews;
+
+    fn push(&mut self, batch: &RecordBatch) -> Result<Cleaned> {
+        ReviewCleaner::push(self, batch)
+    }
+
+    fn finish(self) -> Result<RecordBatch> {
+        ReviewCleaner::finish(self)
     }
 }

@@ -94,7 +94,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(l.count(), 2);
-        assert!(!dir.path().join("_rejected/r.csv").exists(), "not visible before finish");
+        assert!(
+            !dir.path().join("_rejected/r.csv").exists(),
+            "not visible before finish"
+        );
         let p = l.finish().unwrap();
         let text = std::fs::read_to_string(p).unwrap();
         assert_eq!(

@@ -168,7 +168,12 @@ impl Sink for ParquetDirSink {
             Error::io(&path, e)
         })?;
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        Ok(WriteSummary::new(&table.name, rows, bytes, started.elapsed()))
+        Ok(WriteSummary::new(
+            &table.name,
+            rows,
+            bytes,
+            started.elapsed(),
+        ))
     }
 }
 
@@ -269,7 +274,9 @@ mod tests {
             t.schema.clone(),
             vec![
                 Arc::new(Int32Array::from(ids.to_vec())),
-                Arc::new(StringArray::from_iter(ids.iter().map(|i| Some(format!("n{i}"))))),
+                Arc::new(StringArray::from_iter(
+                    ids.iter().map(|i| Some(format!("n{i}"))),
+                )),
             ],
         )
         .unwrap()
@@ -281,15 +288,29 @@ mod tests {
         let sink = ParquetDirSink::new(dir.path());
         let t = table();
         let s = sink
-            .write(&t, WriteMode::Replace, batch_stream(stream::iter(vec![Ok(batch(&t, &[1, 2])), Ok(batch(&t, &[3]))])))
+            .write(
+                &t,
+                WriteMode::Replace,
+                batch_stream(stream::iter(vec![
+                    Ok(batch(&t, &[1, 2])),
+                    Ok(batch(&t, &[3])),
+                ])),
+            )
             .await
             .unwrap();
         assert_eq!(s.rows, 3);
         assert!(s.bytes > 0);
-        let back = ParquetFileSource::open(sink.path("t")).unwrap().read_all().unwrap();
+        let back = ParquetFileSource::open(sink.path("t"))
+            .unwrap()
+            .read_all()
+            .unwrap();
         assert_eq!(back.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
         let s = sink
-            .write(&t, WriteMode::Replace, batch_stream(stream::iter(vec![Ok(batch(&t, &[9]))])))
+            .write(
+                &t,
+                WriteMode::Replace,
+                batch_stream(stream::iter(vec![Ok(batch(&t, &[9]))])),
+            )
             .await
             .unwrap();
         assert_eq!(s.rows, 1);
@@ -305,9 +326,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sink = ParquetDirSink::new(dir.path());
         let t = table();
-        sink.write(&t, WriteMode::Replace, batch_stream(stream::iter(vec![Ok(batch(&t, &[1]))])))
-            .await
-            .unwrap();
+        sink.write(
+            &t,
+            WriteMode::Replace,
+            batch_stream(stream::iter(vec![Ok(batch(&t, &[1]))])),
+        )
+        .await
+        .unwrap();
         let failing = vec![
             Ok(batch(&t, &[5, 6])),
             Err(Error::backend_msg("test", "t", "source broke")),
@@ -317,15 +342,28 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("source broke"));
-        let wrong = TableRef::new("x", Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])));
+        let wrong = TableRef::new(
+            "x",
+            Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])),
+        );
         let e = sink
-            .write(&t, WriteMode::Replace, batch_stream(stream::iter(vec![Ok(RecordBatch::new_empty(wrong.schema))])))
+            .write(
+                &t,
+                WriteMode::Replace,
+                batch_stream(stream::iter(vec![Ok(RecordBatch::new_empty(wrong.schema))])),
+            )
             .await
             .unwrap_err();
         assert!(matches!(e, Error::Schema { .. }), "{e}");
-        let back = ParquetFileSource::open(sink.path("t")).unwrap().read_all().unwrap();
+        let back = ParquetFileSource::open(sink.path("t"))
+            .unwrap()
+            .read_all()
+            .unwrap();
         assert_eq!(back, vec![batch(&t, &[1])]);
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("t.parquet")]);
     }
 
@@ -336,15 +374,22 @@ mod tests {
         let t = table();
         let empty = || batch_stream(stream::iter(Vec::new()));
         assert!(matches!(
-            sink.write(&t, WriteMode::Append, empty()).await.unwrap_err(),
+            sink.write(&t, WriteMode::Append, empty())
+                .await
+                .unwrap_err(),
             Error::Unsupported { .. }
         ));
         for bad in ["../evil", "a/b", "", ".hidden"] {
             let t = TableRef::new(bad, t.schema.clone());
-            assert!(matches!(
-                sink.write(&t, WriteMode::Replace, empty()).await.unwrap_err(),
-                Error::Config { .. }
-            ), "{bad}");
+            assert!(
+                matches!(
+                    sink.write(&t, WriteMode::Replace, empty())
+                        .await
+                        .unwrap_err(),
+                    Error::Config { .. }
+                ),
+                "{bad}"
+            );
         }
     }
 }

@@ -174,7 +174,8 @@ impl RawCsvReader {
                     errors.append_null();
                     for (&p, builder) in self.positions.iter().zip(values.iter_mut()) {
                         // checked above
-                        builder.append_value(std::str::from_utf8(&self.record[p]).unwrap_or_default());
+                        builder
+                            .append_value(std::str::from_utf8(&self.record[p]).unwrap_or_default());
                     }
                 }
             }
@@ -331,9 +332,13 @@ mod tests {
     use arrow::datatypes::UInt64Type;
 
     fn read(text: &str, file: RawFile, batch: usize) -> Result<Vec<RecordBatch>> {
-        RawCsvReader::from_reader(Box::new(std::io::Cursor::new(text.as_bytes().to_vec())), "t.csv", file)?
-            .with_batch_size(batch)
-            .collect()
+        RawCsvReader::from_reader(
+            Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
+            "t.csv",
+            file,
+        )?
+        .with_batch_size(batch)
+        .collect()
     }
 
     fn col(batches: &[RecordBatch], name: &str) -> Vec<Option<String>> {
@@ -357,11 +362,15 @@ mod tests {
 
     #[test]
     fn finds_columns_by_name_and_counts_lines_of_multiline_values() {
-        let text = "rank,extra,game_name,genre,rank_type\n1,x,\"A\nB\",Action,Sales\n2,y,C,RPG,Review\n";
+        let text =
+            "rank,extra,game_name,genre,rank_type\n1,x,\"A\nB\",Action,Sales\n2,y,C,RPG,Review\n";
         let b = read(text, RawFile::GamesRanking, 1).unwrap();
         assert_eq!(b.len(), 2);
         assert_eq!(lines(&b), vec![2, 4]);
-        assert_eq!(col(&b, "game_name"), vec![Some("A\nB".into()), Some("C".into())]);
+        assert_eq!(
+            col(&b, "game_name"),
+            vec![Some("A\nB".into()), Some("C".into())]
+        );
         assert_eq!(col(&b, "rank"), vec![Some("1".into()), Some("2".into())]);
         assert_eq!(col(&b, "_error"), vec![None, None]);
     }
@@ -377,12 +386,17 @@ mod tests {
 
     #[test]
     fn wrong_field_counts_and_bad_utf8_are_marked_not_dropped() {
-        let mut bytes = b"game_name,genre,rank_type,rank\nA,Action,Sales,1,extra\nB,Action\n".to_vec();
+        let mut bytes =
+            b"game_name,genre,rank_type,rank\nA,Action,Sales,1,extra\nB,Action\n".to_vec();
         bytes.extend_from_slice(b"\xff\xfe,Action,Sales,3\nD,RPG,Review,4\n");
-        let b: Vec<_> = RawCsvReader::from_reader(Box::new(std::io::Cursor::new(bytes)), "t.csv", RawFile::GamesRanking)
-            .unwrap()
-            .collect::<Result<_>>()
-            .unwrap();
+        let b: Vec<_> = RawCsvReader::from_reader(
+            Box::new(std::io::Cursor::new(bytes)),
+            "t.csv",
+            RawFile::GamesRanking,
+        )
+        .unwrap()
+        .collect::<Result<_>>()
+        .unwrap();
         assert_eq!(lines(&b), vec![2, 3, 4, 5]);
         assert_eq!(
             col(&b, "_error"),
@@ -413,9 +427,13 @@ mod tests {
 
     #[test]
     fn header_only_file_has_no_batches() {
-        assert!(read("game_name,genre,rank_type,rank\n", RawFile::GamesRanking, 10)
-            .unwrap()
-            .is_empty());
+        assert!(read(
+            "game_name,genre,rank_type,rank\n",
+            RawFile::GamesRanking,
+            10
+        )
+        .unwrap()
+        .is_empty());
     }
 
     #[test]

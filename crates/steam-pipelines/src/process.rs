@@ -1,0 +1,254 @@
+//! The `process` pipeline: the three raw files → the eleven processed tables as Parquet, with every
+//! set-aside record in the rejects ledger.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::{stream, StreamExt};
+use steam_connectors::files::{ParquetDirSink, RawCsvReader, RawCsvSource, RejectLedger};
+use steam_core::raw::RawFile;
+use steam_core::{
+    batch_stream, Error, FileSummary, RecordBatch, Reject, Result, RunSummary, Sink, Source,
+    StageSummary, WriteMode,
+};
+use steam_transforms::{
+    DescriptionCleaner, RankingCleaner, ReviewCleaner, ReviewOptions, StreamingCleaner,
+};
+
+/// Options of [`process`].
+#[derive(Debug, Clone)]
+pub struct ProcessOptions {
+    /// The directory holding the three raw files.
+    pub raw: PathBuf,
+    /// The output directory: `<table>.parquet` for each table, `_rejected/<raw file>.csv` ledgers.
+    pub out: PathBuf,
+    /// The year given to year-less review dates.
+    pub reference_year: i32,
+    /// Fail on the first record that would be set aside, naming file, line, column and value.
+    pub strict: bool,
+    /// Records per batch.
+    pub batch_size: usize,
+}
+
+impl ProcessOptions {
+    /// Options with the current year as reference year, not strict, 8192 records per batch.
+    pub fn new(raw: impl Into<PathBuf>, out: impl Into<PathBuf>) -> Self {
+        ProcessOptions {
+            raw: raw.into(),
+            out: out.into(),
+            reference_year: current_year(),
+            strict: false,
+            batch_size: 8192,
+        }
+    }
+}
+
+/// The current year (UTC).
+pub fn current_year() -> i32 {
+    use chrono::Datelike;
+    chrono::Utc::now().year()
+}
+
+/// Where a raw file's records went: counts, the ledger, strict mode.
+struct Accounts {
+    file: RawFile,
+    strict: bool,
+    ledger: RejectLedger,
+    summary: FileSummary,
+}
+
+impl Accounts {
+    fn new(dir: &Path, file: RawFile, strict: bool) -> Result<Self> {
+        Ok(Accounts {
+            file,
+            strict,
+            ledger: RejectLedger::create(dir, file.file_name())?,
+            summary: FileSummary {
+                file: file.file_name().to_owned(),
+                ..FileSummary::default()
+            },
+        })
+    }
+
+    /// Records a batch of `raw` records of which `loaded` landed and `rejects` were set aside.
+    fn record(&mut self, raw: usize, loaded: usize, rejects: Vec<Reject>) -> Result<()> {
+        if self.strict {
+            if let Some(first) = rejects.into_iter().next() {
+                return Err(first.into_error(self.file.file_name()));
+            }
+        } else {
+            self.ledger.write(&rejects)?;
+            self.summary.rejected += rejects.len() as u64;
+        }
+        self.summary.raw += raw as u64;
+        self.summary.loaded += loaded as u64;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<FileSummary> {
+        if !self.summary.balanced() {
+            return Err(Error::Schema {
+                target: self.summary.file.clone(),
+                reason: format!(
+                    "records unaccounted for: {} read, {} loaded, {} rejected",
+                    self.summary.raw, self.summary.loaded, self.summary.rejected
+                ),
+            });
+        }
+        self.ledger.finish()?;
+        Ok(self.summary)
+    }
+}
+
+fn one_batch(batch: RecordBatch) -> steam_core::BatchStream {
+    batch_stream(stream::iter([Ok(batch)]))
+}
+
+/// Runs the cleaning transforms over the raw files in `options.raw` and writes the eleven tables
+/// and the rejects ledgers into `options.out`.
+///
+/// All three files are checked (present, needed columns) before anything is written. Everything
+/// is written into a staging directory inside `options.out` and moved into place only when every
+/// table is complete, so a failed run (strict mode included) leaves the previous output as it was.
+/// Reviews are streamed: memory holds a few batches and the users seen, not the file.
+pub async fn process(options: &ProcessOptions) -> Result<RunSummary> {
+    let started = Instant::now();
+    for file in RawFile::ALL {
+        RawCsvReader::open(options.raw.join(file.file_name()), file)?;
+    }
+    std::fs::create_dir_all(&options.out).map_err(|e| Error::io(&options.out, e))?;
+    let staging = options.out.join(format!(".staging-{}", std::process::id()));
+    let result = run(options, &staging).await;
+    let result = match result {
+        Ok(summary) => publish(&staging, &options.out).map(|()| summary),
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_dir_all(&staging);
+    let mut summary = result?;
+    summary.stages.push(StageSummary {
+        stage: "process".into(),
+        seconds: started.elapsed().as_secs_f64(),
+    });
+    Ok(summary)
+}
+
+/// Moves every file of `staging` (and of its ledger directory) into `out`.
+fn publish(staging: &Path, out: &Path) -> Result<()> {
+    for sub in [PathBuf::new(), PathBuf::from(RejectLedger::DIR)] {
+        let from = staging.join(&sub);
+        let to = out.join(&sub);
+        std::fs::create_dir_all(&to).map_err(|e| Error::io(&to, e))?;
+        for entry in std::fs::read_dir(&from).map_err(|e| Error::io(&from, e))? {
+            let entry = entry.map_err(|e| Error::io(&from, e))?;
+            if entry.path().is_file() {
+                let target = to.join(entry.file_name());
+                std::fs::rename(entry.path(), &target).map_err(|e| Error::io(&target, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run(options: &ProcessOptions, staging: &Path) -> Result<RunSummary> {
+    let sink = ParquetDirSink::new(staging);
+    let mut summary = RunSummary::default();
+
+    // games_description.csv: small, cleaned whole.
+    let t = Instant::now();
+    let mut accounts = Accounts::new(staging, RawFile::GamesDescription, options.strict)?;
+    let mut cleaner = DescriptionCleaner::new();
+    let mut batches = RawCsvSource::in_dir(&options.raw, RawFile::GamesDescription)
+        .with_batch_size(options.batch_size)
+        .read()
+        .await?;
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        let rejects = cleaner.push(&batch)?;
+        let loaded = batch.num_rows() - rejects.len();
+        accounts.record(batch.num_rows(), loaded, rejects)?;
+    }
+    let descriptions = cleaner.finish()?;
+    for (table, batch) in descriptions.tables {
+        summary.tables.push(
+            sink.write(&table.into(), WriteMode::Replace, one_batch(batch))
+                .await?,
+        );
+    }
+    summary.files.push(accounts.finish()?);
+    summary.stages.push(stage("games_description.csv", t));
+    let index = Arc::new(descriptions.index);
+
+    // games_ranking.csv, then steam_game_reviews.csv: streamed.
+    let ranking = RankingCleaner::new(index.clone());
+    clean_streamed(&sink, options, staging, ranking, &mut summary).await?;
+    let options_r = ReviewOptions {
+        reference_year: options.reference_year,
+    };
+    let reviews = ReviewCleaner::new(index, options_r);
+    clean_streamed(&sink, options, staging, reviews, &mut summary).await?;
+    Ok(summary)
+}
+
+fn stage(name: &str, started: Instant) -> StageSummary {
+    StageSummary {
+        stage: name.to_owned(),
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Streams a raw file through `cleaner` into its table, then writes the cleaner's final table,
+/// accounting for every record.
+async fn clean_streamed<C: StreamingCleaner + 'static>(
+    sink: &ParquetDirSink,
+    options: &ProcessOptions,
+    staging: &Path,
+    cleaner: C,
+    summary: &mut RunSummary,
+) -> Result<()> {
+    let started = Instant::now();
+    let accounts = Arc::new(Mutex::new(Accounts::new(staging, C::FILE, options.strict)?));
+    let cleaner = Arc::new(Mutex::new(cleaner));
+    let raw = RawCsvSource::in_dir(&options.raw, C::FILE)
+        .with_batch_size(options.batch_size)
+        .read()
+        .await?;
+    let (acc, cl) = (accounts.clone(), cleaner.clone());
+    let cleaned = raw.map(move |batch| {
+        let batch = batch?;
+        let out = cl.lock().map_err(|_| poisoned())?.push(&batch)?;
+        acc.lock().map_err(|_| poisoned())?.record(
+            batch.num_rows(),
+            out.batch.num_rows(),
+            out.rejects,
+        )?;
+        Ok(out.batch)
+    });
+    let written = sink
+        .write(&C::TABLE.into(), WriteMode::Replace, batch_stream(cleaned))
+        .await?;
+    summary.tables.push(written);
+    let last = unshare(cleaner)?.finish()?;
+    summary.tables.push(
+        sink.write(&C::FINAL_TABLE.into(), WriteMode::Replace, one_batch(last))
+            .await?,
+    );
+    summary.files.push(unshare(accounts)?.finish()?);
+    summary.stages.push(stage(C::FILE.file_name(), started));
+    Ok(())
+}
+
+/// Takes a value back out of the `Arc<Mutex<_>>` it was shared through with a finished stream.
+fn unshare<T>(shared: Arc<Mutex<T>>) -> Result<T> {
+    Arc::try_unwrap(shared)
+        .map_err(|_| poisoned())?
+        .into_inner()
+        .map_err(|_| poisoned())
+}
+
+fn poisoned() -> Error {
+    Error::Schema {
+        target: "process".into(),
+        reason: "a cleaning step panicked".into(),
+    }
+}
