@@ -151,7 +151,9 @@ fn publish(staging: &Path, out: &Path) -> Result<()> {
 }
 
 async fn run(options: &ProcessOptions, staging: &Path) -> Result<RunSummary> {
-    let sink = ParquetDirSink::new(staging);
+    let sink = ParquetDirSink::new(staging)
+        .with_free_text("review")
+        .with_free_text("long_description");
     let mut summary = RunSummary::default();
 
     // games_description.csv: small, cleaned whole.

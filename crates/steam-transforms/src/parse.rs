@@ -151,15 +151,16 @@ fn month(name: &str) -> Option<u32> {
         "november",
         "december",
     ];
-    if name.len() < 3 || !name.is_ascii() {
+    if name.len() < 3 {
         return None;
     }
-    let lower = name.to_ascii_lowercase();
     MONTHS
         .iter()
-        .position(|m| *m == lower || (lower.len() == 3 && m.starts_with(&lower)))
+        .position(|m| {
+            m.eq_ignore_ascii_case(name) || (name.len() == 3 && m[..3].eq_ignore_ascii_case(name))
+        })
         .map(|i| i as u32 + 1)
-        .or_else(|| (lower == "sept").then_some(9))
+        .or_else(|| name.eq_ignore_ascii_case("sept").then_some(9))
 }
 
 fn day(token: &str) -> Option<u32> {

@@ -9,7 +9,8 @@ use futures::StreamExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use steam_core::{
     BatchStream, Error, RecordBatch, Result, SchemaRef, Sink, Source, TableRef, WriteMode,
@@ -33,6 +34,7 @@ pub struct ParquetDirSink {
     dir: PathBuf,
     compression: Compression,
     max_row_group_size: usize,
+    free_text: Vec<String>,
 }
 
 impl ParquetDirSink {
@@ -42,7 +44,15 @@ impl ParquetDirSink {
             dir: dir.into(),
             compression: Compression::ZSTD(ZstdLevel::default()),
             max_row_group_size: 1 << 20,
+            free_text: Vec::new(),
         }
+    }
+
+    /// Marks `column` as free text (reviews, descriptions): written without a dictionary and without
+    /// min/max statistics, which cost time and help nothing when values rarely repeat.
+    pub fn with_free_text(mut self, column: &str) -> Self {
+        self.free_text.push(column.to_owned());
+        self
     }
 
     /// Sets the compression codec.
@@ -100,10 +110,16 @@ impl Sink for ParquetDirSink {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let path = self.path(&table.name);
         let tmp = temp_path(&path);
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(self.compression)
-            .set_max_row_group_row_count(Some(self.max_row_group_size))
-            .build();
+            .set_max_row_group_row_count(Some(self.max_row_group_size));
+        for column in &self.free_text {
+            let path = ColumnPath::from(column.as_str());
+            props = props
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_statistics_enabled(path, EnabledStatistics::None);
+        }
+        let props = props.build();
         let schema = table.schema.clone();
         let (tx, mut rx) = mpsc::channel::<RecordBatch>(2);
         let writer_tmp = tmp.clone();

@@ -14,6 +14,9 @@ use crate::stream::spawn_blocking_stream;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// The most columns a raw file needs.
+const MAX_COLUMNS: usize = 16;
+
 /// The default number of records per batch.
 pub const DEFAULT_BATCH_SIZE: usize = 8192;
 
@@ -152,30 +155,35 @@ impl RawCsvReader {
             rows += 1;
             let line = self.record.position().map_or(0, |p| p.line());
             lines.append_value(line);
-            let problem = if self.record.len() != self.fields {
-                Some(format!(
-                    "{} fields, expected {}",
-                    self.record.len(),
-                    self.fields
-                ))
-            } else {
-                self.positions.iter().zip(columns).find_map(|(&p, c)| {
-                    std::str::from_utf8(&self.record[p])
-                        .err()
-                        .map(|_| format!("invalid UTF-8 in column {c}"))
-                })
-            };
-            match problem {
-                Some(reason) => {
-                    errors.append_value(reason);
-                    values.iter_mut().for_each(|v| v.append_null());
+            if self.record.len() != self.fields {
+                let reason = format!("{} fields, expected {}", self.record.len(), self.fields);
+                malformed(&mut errors, &mut values, reason);
+                continue;
+            }
+            // One UTF-8 check for the whole record, then each needed field must lie on character
+            // boundaries; only a record that fails this is checked field by field, for the message.
+            let whole = std::str::from_utf8(self.record.as_slice()).ok();
+            let mut fields = [""; MAX_COLUMNS];
+            let mut bad = None;
+            for (k, (&p, c)) in self.positions.iter().zip(columns).enumerate() {
+                let range = self.record.range(p).unwrap_or(0..0);
+                match whole.and_then(|s| s.get(range)) {
+                    Some(v) => fields[k] = v,
+                    None => match std::str::from_utf8(&self.record[p]) {
+                        Ok(v) => fields[k] = v,
+                        Err(_) => {
+                            bad = Some(format!("invalid UTF-8 in column {c}"));
+                            break;
+                        }
+                    },
                 }
+            }
+            match bad {
+                Some(reason) => malformed(&mut errors, &mut values, reason),
                 None => {
                     errors.append_null();
-                    for (&p, builder) in self.positions.iter().zip(values.iter_mut()) {
-                        // checked above
-                        builder
-                            .append_value(std::str::from_utf8(&self.record[p]).unwrap_or_default());
+                    for (v, builder) in fields.iter().zip(values.iter_mut()) {
+                        builder.append_value(v);
                     }
                 }
             }
@@ -237,22 +245,26 @@ impl<R: BufRead> Read for CrlfToLf<R> {
                     continue;
                 }
             }
-            let mut i = 0;
-            while i < buf.len() && n < out.len() {
-                let b = buf[i];
+            // copy up to the next CR in one go; a CR followed by LF is dropped
+            let room = out.len() - n;
+            let window = &buf[..buf.len().min(room)];
+            let mut i = match memchr::memchr(b'\r', window) {
+                None => window.len(),
+                Some(at) => at,
+            };
+            out[n..n + i].copy_from_slice(&window[..i]);
+            n += i;
+            if i < window.len() {
+                // window[i] is a CR
                 i += 1;
-                if b == b'\r' {
-                    match buf.get(i) {
-                        Some(b'\n') => continue,
-                        None => {
-                            self.pending_cr = true;
-                            break;
-                        }
-                        Some(_) => {}
+                match buf.get(i) {
+                    Some(b'\n') => {}
+                    None => self.pending_cr = true,
+                    Some(_) => {
+                        out[n] = b'\r';
+                        n += 1;
                     }
                 }
-                out[n] = b;
-                n += 1;
             }
             self.inner.consume(i);
             if n > 0 && !self.pending_cr {
@@ -261,6 +273,12 @@ impl<R: BufRead> Read for CrlfToLf<R> {
         }
         Ok(n)
     }
+}
+
+/// Marks a record as malformed: its reason, and nulls in every column.
+fn malformed(errors: &mut StringBuilder, values: &mut [StringBuilder], reason: String) {
+    errors.append_value(reason);
+    values.iter_mut().for_each(|v| v.append_null());
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> Error {
