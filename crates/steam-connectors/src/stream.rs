@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 const DEPTH: usize = 2;
 
 /// The sending half given to a blocking producer: [`BoundedSender::send`] blocks while the consumer
-/// is [`DEPTH`] batches behind, so memory stays bounded whatever the size of the data.
+/// is two batches behind, so memory stays bounded whatever the size of the data.
 #[derive(Debug)]
 pub struct BoundedSender(mpsc::Sender<Result<RecordBatch>>);
 

@@ -43,7 +43,7 @@ pub enum Command {
         /// Directory holding the three raw files.
         #[arg(long)]
         raw: PathBuf,
-        /// Output directory: <table>.parquet and _rejected/<raw file>.csv.
+        /// Output directory: one TABLE.parquet per table, and _rejected/RAW_FILE.csv ledgers.
         #[arg(long)]
         out: PathBuf,
         /// Year given to year-less review dates [default: the current year].
