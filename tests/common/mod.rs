@@ -20,6 +20,19 @@ pub fn real_data_dir() -> PathBuf {
     dir
 }
 
+/// The documented sizes of the tables made from the real description and ranking files.
+pub const REAL_TABLE_SIZES: [(Table, u64); 9] = [
+    (Table::GamesDescription, 290),
+    (Table::GenreDimension, 350),
+    (Table::GenreMapping, 5_507),
+    (Table::DeveloperDimension, 247),
+    (Table::DeveloperMapping, 375),
+    (Table::PublisherDimension, 182),
+    (Table::PublisherMapping, 328),
+    (Table::RankDimension, 3),
+    (Table::GamesRanking, 438),
+];
+
 /// One processed table, read back whole.
 pub fn table(out: &Path, table: Table) -> RecordBatch {
     let source = ParquetFileSource::open(out.join(format!("{}.parquet", table.name()))).unwrap();
@@ -107,4 +120,33 @@ pub fn raw_dir(descriptions: &str, ranking: &str, reviews: &str) -> tempfile::Te
     std::fs::write(dir.path().join("games_ranking.csv"), ranking).unwrap();
     std::fs::write(dir.path().join("steam_game_reviews.csv"), reviews).unwrap();
     dir
+}
+
+/// The throwaway PostgreSQL server that `scripts/test` starts (`scripts/services`).
+pub fn postgres_url() -> String {
+    std::env::var("STEAM_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "STEAM_TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts a \
+             throwaway PostgreSQL server, or start one with `scripts/services start DIR` and \
+             source DIR/env"
+        )
+    })
+}
+
+/// A schema name no other test uses.
+pub fn unique_schema(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A configuration for the test server, in a schema of its own.
+pub fn postgres(prefix: &str) -> steam_recsys::connectors::postgres::PostgresConfig {
+    steam_recsys::connectors::postgres::PostgresConfig::from_url(&postgres_url())
+        .unwrap()
+        .with_schema(unique_schema(prefix))
 }

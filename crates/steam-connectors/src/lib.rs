@@ -4,10 +4,13 @@
 //! | feature | module | what |
 //! |---|---|---|
 //! | `files` | [`files`] | raw scraper CSVs (streamed, with line numbers), Parquet files, the rejects ledger |
+//! | `postgres` | [`postgres`] | PostgreSQL tables and queries, binary COPY both ways, atomic replace |
 #![warn(missing_docs)]
 
 #[cfg(feature = "files")]
 pub mod files;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod stream;
 
 pub use stream::{spawn_blocking_stream, BoundedSender};

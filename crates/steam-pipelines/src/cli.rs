@@ -4,9 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use steam_core::Result;
+use steam_connectors::postgres::PostgresConfig;
+use steam_core::{Error, Result};
 
-use crate::{generate, process, GenerateOptions, ProcessOptions};
+use crate::{generate, postgres_init, process, GenerateOptions, InitInput, ProcessOptions};
 
 /// Data pipelines of a Steam game recommender.
 #[derive(Debug, Parser)]
@@ -53,6 +54,58 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Load the eleven tables into a PostgreSQL schema, all in one transaction (replace).
+    #[command(group(clap::ArgGroup::new("input").required(true).args(["processed", "raw"])))]
+    PostgresInit {
+        /// Directory of TABLE.parquet files written by `process`.
+        #[arg(long)]
+        processed: Option<PathBuf>,
+        /// Directory of the three raw files, cleaned on the way.
+        #[arg(long)]
+        raw: Option<PathBuf>,
+        /// Server URL, such as postgresql://user:password@host:5432/dbname [default: the
+        /// POSTGRES_HOST, POSTGRES_PORT, POSTGRES_DBNAME, POSTGRES_USER, POSTGRES_PASSWORD and
+        /// POSTGRES_CONNECT_TIMEOUT variables].
+        #[arg(long)]
+        postgres_url: Option<String>,
+        /// Schema to load into [default: POSTGRES_SCHEMA, else recsys].
+        #[arg(long)]
+        schema: Option<String>,
+        /// With --raw: year given to year-less review dates [default: the current year].
+        #[arg(long, requires = "raw")]
+        reference_year: Option<i32>,
+        /// With --raw: fail on the first bad record instead of setting it aside.
+        #[arg(long, requires = "raw")]
+        strict: bool,
+        /// With --raw: where the _rejected/RAW_FILE.csv ledgers go.
+        #[arg(long, requires = "raw", default_value = ".")]
+        ledger_dir: PathBuf,
+    },
+}
+
+/// The PostgreSQL configuration from a URL flag, else the `POSTGRES_*` variables, with a schema
+/// flag over `POSTGRES_SCHEMA` over `recsys`.
+pub fn postgres_config(url: Option<&str>, schema: Option<&str>) -> Result<PostgresConfig> {
+    let env = PostgresConfig::from_env()?;
+    let mut config = match (url, env) {
+        (Some(url), _) => PostgresConfig::from_url(url)?,
+        (None, Some(env)) => env,
+        (None, None) => {
+            return Err(Error::Config {
+                key: "--postgres-url".into(),
+                reason: "no PostgreSQL server given: pass --postgres-url or set POSTGRES_HOST \
+                         and the other POSTGRES_* variables"
+                    .into(),
+            })
+        }
+    };
+    let env_schema = std::env::var("POSTGRES_SCHEMA")
+        .ok()
+        .filter(|s| !s.is_empty());
+    if let Some(schema) = schema.map(str::to_owned).or(env_schema) {
+        config = config.with_schema(schema);
+    }
+    Ok(config)
 }
 
 /// Parses the command line, runs the command, prints its summary; errors go to stderr with a
@@ -137,6 +190,53 @@ pub async fn run(command: Command) -> Result<()> {
                 out.join(steam_connectors::files::RejectLedger::DIR)
                     .display()
             );
+        }
+        Command::PostgresInit {
+            processed,
+            raw,
+            postgres_url,
+            schema,
+            reference_year,
+            strict,
+            ledger_dir,
+        } => {
+            let config = postgres_config(postgres_url.as_deref(), schema.as_deref())?;
+            let input = match (processed, raw) {
+                (Some(dir), _) => InitInput::Processed(dir),
+                (None, Some(raw)) => {
+                    let mut options = ProcessOptions::new(raw, &ledger_dir);
+                    if let Some(y) = reference_year {
+                        options.reference_year = y;
+                    }
+                    options.strict = strict;
+                    InitInput::Raw {
+                        options,
+                        ledger_dir: ledger_dir.clone(),
+                    }
+                }
+                (None, None) => {
+                    return Err(Error::Config {
+                        key: "postgres-init".into(),
+                        reason: "give --processed DIR or --raw DIR".into(),
+                    })
+                }
+            };
+            let summary = postgres_init(&input, &config).await?;
+            print!("{summary}");
+            println!(
+                "\nloaded {} tables into schema {:?} at {}",
+                summary.tables.len(),
+                config.schema(),
+                config.describe()
+            );
+            if matches!(input, InitInput::Raw { .. }) {
+                println!(
+                    "rejected records are listed in {}",
+                    ledger_dir
+                        .join(steam_connectors::files::RejectLedger::DIR)
+                        .display()
+                );
+            }
         }
     }
     Ok(())

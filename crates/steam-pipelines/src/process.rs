@@ -154,6 +154,20 @@ async fn run(options: &ProcessOptions, staging: &Path) -> Result<RunSummary> {
     let sink = ParquetDirSink::new(staging)
         .with_free_text("review")
         .with_free_text("long_description");
+    clean_into(options, &sink, staging).await
+}
+
+/// Runs the cleaning transforms over the raw files in `options.raw` (`options.out` is not used),
+/// writing the eleven tables into `sink` with [`WriteMode::Replace`] and the rejects ledgers into
+/// `ledger_dir/_rejected/`. Reviews are streamed from file to sink.
+///
+/// This is [`process`] with any sink: `postgres_init --raw` cleans straight into PostgreSQL.
+pub async fn clean_into(
+    options: &ProcessOptions,
+    sink: &dyn Sink,
+    ledger_dir: &Path,
+) -> Result<RunSummary> {
+    let staging = ledger_dir;
     let mut summary = RunSummary::default();
 
     // games_description.csv: small, cleaned whole.
@@ -183,12 +197,12 @@ async fn run(options: &ProcessOptions, staging: &Path) -> Result<RunSummary> {
 
     // games_ranking.csv, then steam_game_reviews.csv: streamed.
     let ranking = RankingCleaner::new(index.clone());
-    clean_streamed(&sink, options, staging, ranking, &mut summary).await?;
+    clean_streamed(sink, options, staging, ranking, &mut summary).await?;
     let options_r = ReviewOptions {
         reference_year: options.reference_year,
     };
     let reviews = ReviewCleaner::new(index, options_r);
-    clean_streamed(&sink, options, staging, reviews, &mut summary).await?;
+    clean_streamed(sink, options, staging, reviews, &mut summary).await?;
     Ok(summary)
 }
 
@@ -202,7 +216,7 @@ fn stage(name: &str, started: Instant) -> StageSummary {
 /// Streams a raw file through `cleaner` into its table, then writes the cleaner's final table,
 /// accounting for every record.
 async fn clean_streamed<C: StreamingCleaner + 'static>(
-    sink: &ParquetDirSink,
+    sink: &dyn Sink,
     options: &ProcessOptions,
     staging: &Path,
     cleaner: C,

@@ -1,0 +1,297 @@
+//! Where and how to connect: a URL or the reference system's `POSTGRES_*` variables, retries.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use steam_core::{Error, Result, Secret};
+use tokio_postgres::config::Host;
+use tokio_postgres::{Client, NoTls};
+
+/// How to reach a PostgreSQL server, which schema to use, and how hard to try.
+///
+/// Built from a URL (`postgresql://user:password@host:port/dbname?connect_timeout=10`, or the
+/// `key=value` form) or from the reference system's variables with
+/// [`PostgresConfig::from_env`]. The password is never shown: `Debug` and
+/// [`PostgresConfig::describe`] leave it out, and so does every error.
+#[derive(Clone)]
+pub struct PostgresConfig {
+    inner: tokio_postgres::Config,
+    schema: String,
+    retries: usize,
+    retry_delay: Duration,
+}
+
+/// The environment variables [`PostgresConfig::from_env`] reads.
+pub const ENV_VARS: [&str; 7] = [
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_DBNAME",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_SCHEMA",
+    "POSTGRES_CONNECT_TIMEOUT",
+];
+
+impl PostgresConfig {
+    /// The schema used when none is given: `recsys`, as the reference system.
+    pub const DEFAULT_SCHEMA: &'static str = "recsys";
+
+    /// A configuration from a connection URL or `key=value` string.
+    pub fn from_url(url: &str) -> Result<Self> {
+        // tokio-postgres' parse errors name the problem, never the value.
+        let inner = tokio_postgres::Config::from_str(url).map_err(|e| Error::Config {
+            key: "postgres url".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self::with_inner(inner))
+    }
+
+    /// A configuration from `POSTGRES_HOST` (default `localhost`), `POSTGRES_PORT` (5432),
+    /// `POSTGRES_DBNAME`, `POSTGRES_USER`, `POSTGRES_PASSWORD`, `POSTGRES_SCHEMA` (`recsys`) and
+    /// `POSTGRES_CONNECT_TIMEOUT` (seconds), as the reference system's `io_config.yaml` used them.
+    /// `None` when none of them is set.
+    pub fn from_env() -> Result<Option<Self>> {
+        Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// [`PostgresConfig::from_env`] over any lookup of variables.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
+        if ENV_VARS.iter().all(|name| var(name).is_none()) {
+            return Ok(None);
+        }
+        let mut inner = tokio_postgres::Config::new();
+        inner.host(var("POSTGRES_HOST").as_deref().unwrap_or("localhost"));
+        if let Some(port) = var("POSTGRES_PORT") {
+            inner.port(port.trim().parse().map_err(|_| Error::Config {
+                key: "POSTGRES_PORT".into(),
+                reason: format!("not a port number: {port:?}"),
+            })?);
+        }
+        if let Some(db) = var("POSTGRES_DBNAME") {
+            inner.dbname(&db);
+        }
+        if let Some(user) = var("POSTGRES_USER") {
+            inner.user(&user);
+        }
+        if let Some(password) = var("POSTGRES_PASSWORD") {
+            inner.password(password);
+        }
+        let mut config = Self::with_inner(inner);
+        if let Some(schema) = var("POSTGRES_SCHEMA") {
+            config.schema = schema;
+        }
+        if let Some(secs) = var("POSTGRES_CONNECT_TIMEOUT") {
+            let secs: f64 = secs.trim().parse().map_err(|_| Error::Config {
+                key: "POSTGRES_CONNECT_TIMEOUT".into(),
+                reason: format!("not a number of seconds: {secs:?}"),
+            })?;
+            if !(secs.is_finite() && secs > 0.0) {
+                return Err(Error::Config {
+                    key: "POSTGRES_CONNECT_TIMEOUT".into(),
+                    reason: format!("must be a positive number of seconds, not {secs}"),
+                });
+            }
+            config.inner.connect_timeout(Duration::from_secs_f64(secs));
+        }
+        Ok(Some(config))
+    }
+
+    fn with_inner(mut inner: tokio_postgres::Config) -> Self {
+        if inner.get_connect_timeout().is_none() {
+            inner.connect_timeout(Duration::from_secs(10));
+        }
+        if inner.get_application_name().is_none() {
+            inner.application_name("steam-recsys");
+        }
+        PostgresConfig {
+            inner,
+            schema: Self::DEFAULT_SCHEMA.to_owned(),
+            retries: 4,
+            retry_delay: Duration::from_millis(250),
+        }
+    }
+
+    /// Uses another schema (it is quoted wherever it appears, so any name is safe).
+    pub fn with_schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// Uses another password.
+    pub fn with_password(mut self, password: Secret) -> Self {
+        self.inner.password(password.expose());
+        self
+    }
+
+    /// Retries a failed connection attempt `retries` times (network errors only, not a refused
+    /// login), waiting `first_delay`, then twice as long each time (at most 10 s). Default: 4
+    /// retries from 250 ms.
+    pub fn with_retries(mut self, retries: usize, first_delay: Duration) -> Self {
+        self.retries = retries;
+        self.retry_delay = first_delay;
+        self
+    }
+
+    /// Gives up on a connection attempt after `timeout` (default 10 s).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.inner.connect_timeout(timeout);
+        self
+    }
+
+    /// Names the connections in `pg_stat_activity` (default `steam-recsys`).
+    pub fn with_application_name(mut self, name: &str) -> Self {
+        self.inner.application_name(name);
+        self
+    }
+
+    /// The schema tables are read from and written to.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// `user@host:port/dbname`: the server and login, without the password, for messages.
+    pub fn describe(&self) -> String {
+        let host = match self.inner.get_hosts().first() {
+            Some(Host::Tcp(h)) => h.clone(),
+            #[cfg(unix)]
+            Some(Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".into(),
+        };
+        let port = self.inner.get_ports().first().copied().unwrap_or(5432);
+        let user = self.inner.get_user().unwrap_or("(default user)");
+        let db = self.inner.get_dbname().unwrap_or(user);
+        format!("{user}@{host}:{port}/{db}")
+    }
+
+    /// Opens a connection, retrying network failures with backoff. The connection's I/O runs on a
+    /// spawned task that ends when the returned client is dropped.
+    pub async fn connect(&self) -> Result<Client> {
+        let attempts = std::sync::atomic::AtomicUsize::new(0);
+        let attempt = || async {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.inner.connect(NoTls).await
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry_delay)
+            .with_max_delay(Duration::from_secs(10))
+            .with_max_times(self.retries);
+        let result = attempt
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|e: &tokio_postgres::Error| e.as_db_error().is_none())
+            .notify(|e, wait| {
+                tracing::warn!(server = %self.describe(), "connection failed, retrying in {wait:?}: {e}")
+            })
+            .await;
+        match result {
+            Ok((client, connection)) => {
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!("postgres connection ended: {e}");
+                    }
+                });
+                Ok(client)
+            }
+            Err(e) => {
+                let n = attempts.load(std::sync::atomic::Ordering::Relaxed);
+                let tries = if n > 1 {
+                    format!(" after {n} attempts")
+                } else {
+                    String::new()
+                };
+                Err(Error::Backend {
+                    backend: "postgres",
+                    target: self.describe(),
+                    message: format!("cannot connect{tries}: {}", message(&e)),
+                    source: Some(Box::new(e)),
+                })
+            }
+        }
+    }
+}
+
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("server", &self.describe())
+            .field(
+                "password",
+                &self.inner.get_password().map(|_| Secret::new("")),
+            )
+            .field("schema", &self.schema)
+            .field("connect_timeout", &self.inner.get_connect_timeout())
+            .field("retries", &self.retries)
+            .finish()
+    }
+}
+
+/// A readable message for a tokio-postgres error: the server's message with its detail, hint and
+/// context, or the client-side cause.
+pub(crate) fn message(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut m = format!("{} ({})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            m.push_str(&format!("; detail: {detail}"));
+        }
+        if let Some(hint) = db.hint() {
+            m.push_str(&format!("; hint: {hint}"));
+        }
+        if let Some(context) = db.where_() {
+            m.push_str(&format!("; context: {context}"));
+        }
+        return m;
+    }
+    let mut m = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        m.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn url_password_never_shows() {
+        let c =
+            PostgresConfig::from_url("postgresql://steam:hunter2@db.example:6543/games").unwrap();
+        assert_eq!(c.describe(), "steam@db.example:6543/games");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("steam@db.example:6543/games"), "{debug}");
+        let err = PostgresConfig::from_url("postgresql://steam:hunter2@db.example:notaport/x")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn reference_variables() {
+        let vars: HashMap<&str, &str> = [
+            ("POSTGRES_HOST", "pg"),
+            ("POSTGRES_PORT", "5433"),
+            ("POSTGRES_DBNAME", "steam"),
+            ("POSTGRES_USER", "mage"),
+            ("POSTGRES_PASSWORD", "s3cret"),
+            ("POSTGRES_SCHEMA", "recsys_test"),
+            ("POSTGRES_CONNECT_TIMEOUT", "3"),
+        ]
+        .into();
+        let c = PostgresConfig::from_vars(|k| vars.get(k).map(|v| v.to_string()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.describe(), "mage@pg:5433/steam");
+        assert_eq!(c.schema(), "recsys_test");
+        assert_eq!(c.inner.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert!(PostgresConfig::from_vars(|_| None).unwrap().is_none());
+        let bad = PostgresConfig::from_vars(|k| (k == "POSTGRES_PORT").then(|| "x".into()));
+        assert!(bad.unwrap_err().to_string().contains("POSTGRES_PORT"));
+    }
+}
