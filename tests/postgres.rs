@@ -718,3 +718,59 @@ async fn partitioned_read_returns_every_row_once() {
     assert_eq!(a, b);
     assert!(plain.clone().partitioned("label", 2).is_err());
 }
+
+#[cfg(feature = "postgres-tls")]
+#[tokio::test]
+async fn tls_is_used_and_the_server_certificate_verified() {
+    use steam_recsys::connectors::postgres::SslMode;
+    let ca = std::env::var("STEAM_TEST_POSTGRES_CA")
+        .expect("STEAM_TEST_POSTGRES_CA is set by scripts/services with the server");
+    let url = common::postgres_url();
+    let ssl = |config: &PostgresConfig| {
+        let config = config.clone();
+        async move {
+            let client = config.connect().await?;
+            let row = client
+                .query_one(
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    &[],
+                )
+                .await
+                .unwrap();
+            Ok::<bool, Error>(row.get(0))
+        }
+    };
+    // The default (prefer) and require encrypt; with a root certificate the server is verified.
+    let preferred = PostgresConfig::from_url(&url).unwrap();
+    assert!(ssl(&preferred).await.unwrap());
+    let verified = PostgresConfig::from_url(&format!("{url}?sslmode=require"))
+        .unwrap()
+        .with_tls_root_certificate(&ca);
+    assert!(ssl(&verified).await.unwrap());
+    let plain = verified.clone().with_ssl_mode(SslMode::Disable);
+    assert!(!ssl(&plain).await.unwrap());
+
+    // A server whose certificate does not chain to the given root is refused, at once.
+    let other_ca = tempfile::NamedTempFile::new().unwrap();
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=another CA", "-keyout", "/dev/null", "-out"])
+        .arg(other_ca.path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let wrong = verified.clone().with_tls_root_certificate(other_ca.path());
+    let started = std::time::Instant::now();
+    let err = ssl(&wrong).await.unwrap_err().to_string();
+    assert!(
+        err.contains("UnknownIssuer") && !err.contains("attempts"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let missing = verified.with_tls_root_certificate("/nonexistent/ca.pem");
+    let err = ssl(&missing).await.unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+}

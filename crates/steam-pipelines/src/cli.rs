@@ -63,10 +63,11 @@ pub enum Command {
         /// Directory of the three raw files, cleaned on the way.
         #[arg(long)]
         raw: Option<PathBuf>,
-        /// Server URL, such as postgresql://user:password@host:5432/dbname [default: the
-        /// POSTGRES_HOST, POSTGRES_PORT, POSTGRES_DBNAME, POSTGRES_USER, POSTGRES_PASSWORD and
-        /// POSTGRES_CONNECT_TIMEOUT variables].
-        #[arg(long)]
+        /// Server URL, such as postgresql://user:password@host:5432/dbname (prefer the
+        /// POSTGRES_URL variable, which other users cannot see in the process list) [default: the
+        /// POSTGRES_HOST, POSTGRES_PORT, POSTGRES_DBNAME, POSTGRES_USER, POSTGRES_PASSWORD,
+        /// POSTGRES_CONNECT_TIMEOUT, POSTGRES_SSLMODE and POSTGRES_SSLROOTCERT variables].
+        #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
         postgres_url: Option<String>,
         /// Schema to load into [default: POSTGRES_SCHEMA, else recsys].
         #[arg(long)]

@@ -1,13 +1,15 @@
 //! Where and how to connect: a URL or the reference system's `POSTGRES_*` variables, retries.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use steam_core::{Error, Result, Secret};
-use tokio_postgres::config::Host;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{Client, NoTls, Socket};
 
 /// How to reach a PostgreSQL server, which schema to use, and how hard to try.
 ///
@@ -15,16 +17,25 @@ use tokio_postgres::{Client, NoTls};
 /// `key=value` form) or from the reference system's variables with
 /// [`PostgresConfig::from_env`]. The password is never shown: `Debug` and
 /// [`PostgresConfig::describe`] leave it out, and so does every error.
+///
+/// TLS (cargo feature `postgres-tls`, rustls), as libpq does it: `sslmode=prefer` (the default)
+/// uses TLS when the server offers it and plain TCP otherwise; `sslmode=require` insists on TLS;
+/// `sslmode=disable` never tries. Like libpq, these modes encrypt without checking who the server
+/// is, unless a root certificate is given ([`PostgresConfig::with_tls_root_certificate`] or
+/// `POSTGRES_SSLROOTCERT`): then the server's certificate must chain to it and name the host (libpq's
+/// `verify-full`). Without the feature, `sslmode=require` is an error and the other modes connect
+/// without TLS.
 #[derive(Clone)]
 pub struct PostgresConfig {
     inner: tokio_postgres::Config,
     schema: String,
     retries: usize,
     retry_delay: Duration,
+    tls_root: Option<PathBuf>,
 }
 
 /// The environment variables [`PostgresConfig::from_env`] reads.
-pub const ENV_VARS: [&str; 7] = [
+pub const ENV_VARS: [&str; 9] = [
     "POSTGRES_HOST",
     "POSTGRES_PORT",
     "POSTGRES_DBNAME",
@@ -32,6 +43,8 @@ pub const ENV_VARS: [&str; 7] = [
     "POSTGRES_PASSWORD",
     "POSTGRES_SCHEMA",
     "POSTGRES_CONNECT_TIMEOUT",
+    "POSTGRES_SSLMODE",
+    "POSTGRES_SSLROOTCERT",
 ];
 
 impl PostgresConfig {
@@ -50,8 +63,9 @@ impl PostgresConfig {
 
     /// A configuration from `POSTGRES_HOST` (default `localhost`), `POSTGRES_PORT` (5432),
     /// `POSTGRES_DBNAME`, `POSTGRES_USER`, `POSTGRES_PASSWORD`, `POSTGRES_SCHEMA` (`recsys`) and
-    /// `POSTGRES_CONNECT_TIMEOUT` (seconds), as the reference system's `io_config.yaml` used them.
-    /// `None` when none of them is set.
+    /// `POSTGRES_CONNECT_TIMEOUT` (seconds), as the reference system's `io_config.yaml` used them,
+    /// and `POSTGRES_SSLMODE` (`disable`, `prefer`, `require`) and `POSTGRES_SSLROOTCERT` (a PEM
+    /// file of CA certificates). `None` when none of them is set.
     pub fn from_env() -> Result<Option<Self>> {
         Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
@@ -95,6 +109,23 @@ impl PostgresConfig {
             }
             config.inner.connect_timeout(Duration::from_secs_f64(secs));
         }
+        if let Some(mode) = var("POSTGRES_SSLMODE") {
+            let mode = match mode.trim() {
+                "disable" => SslMode::Disable,
+                "prefer" => SslMode::Prefer,
+                "require" => SslMode::Require,
+                other => {
+                    return Err(Error::Config {
+                        key: "POSTGRES_SSLMODE".into(),
+                        reason: format!("{other:?} is not one of disable, prefer, require"),
+                    })
+                }
+            };
+            config.inner.ssl_mode(mode);
+        }
+        if let Some(path) = var("POSTGRES_SSLROOTCERT") {
+            config.tls_root = Some(path.into());
+        }
         Ok(Some(config))
     }
 
@@ -110,7 +141,21 @@ impl PostgresConfig {
             schema: Self::DEFAULT_SCHEMA.to_owned(),
             retries: 4,
             retry_delay: Duration::from_millis(250),
+            tls_root: None,
         }
+    }
+
+    /// Trusts the CA certificates of a PEM file as well as the webpki roots, for a server whose
+    /// certificate a private CA signed.
+    pub fn with_tls_root_certificate(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.tls_root = Some(pem_file.into());
+        self
+    }
+
+    /// Sets the TLS mode, as `sslmode=` in a URL does.
+    pub fn with_ssl_mode(mut self, mode: SslMode) -> Self {
+        self.inner.ssl_mode(mode);
+        self
     }
 
     /// Uses another schema (it is quoted wherever it appears, so any name is safe).
@@ -168,10 +213,76 @@ impl PostgresConfig {
     /// Opens a connection, retrying network failures with backoff. The connection's I/O runs on a
     /// spawned task that ends when the returned client is dropped.
     pub async fn connect(&self) -> Result<Client> {
+        if self.inner.get_ssl_mode() != SslMode::Disable {
+            #[cfg(feature = "postgres-tls")]
+            return self.connect_with(self.tls()?).await;
+            #[cfg(not(feature = "postgres-tls"))]
+            if self.inner.get_ssl_mode() == SslMode::Require {
+                return Err(Error::Config {
+                    key: "sslmode".into(),
+                    reason: format!(
+                        "TLS to {} is required, but steam-connectors was built without its \
+                         postgres-tls feature",
+                        self.describe()
+                    ),
+                });
+            }
+        }
+        self.connect_with(NoTls).await
+    }
+
+    /// The rustls connector: verifying against the configured CA file, or encrypting only.
+    #[cfg(feature = "postgres-tls")]
+    fn tls(&self) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Config {
+                key: "postgres TLS".into(),
+                reason: e.to_string(),
+            })?;
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(path) = &self.tls_root {
+            let bad = |reason: String| Error::Config {
+                key: "postgres TLS root certificate".into(),
+                reason: format!("{}: {reason}", path.display()),
+            };
+            let mut added = 0;
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
+                let cert = cert.map_err(|e| bad(e.to_string()))?;
+                roots.add(cert).map_err(|e| bad(e.to_string()))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(bad("no PEM certificate in it".into()));
+            }
+        }
+        let config = if self.tls_root.is_some() {
+            builder.with_root_certificates(roots).with_no_client_auth()
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(std::sync::Arc::new(super::tls::EncryptOnly(
+                    provider,
+                )))
+                .with_no_client_auth()
+        };
+        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
+
+    async fn connect_with<T>(&self, tls: T) -> Result<Client>
+    where
+        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + 'static,
+        T::TlsConnect: Send,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
         let attempts = std::sync::atomic::AtomicUsize::new(0);
         let attempt = || async {
             attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.inner.connect(NoTls).await
+            self.inner.connect(tls.clone()).await
         };
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry_delay)
@@ -180,7 +291,7 @@ impl PostgresConfig {
         let result = attempt
             .retry(backoff)
             .sleep(tokio::time::sleep)
-            .when(|e: &tokio_postgres::Error| e.as_db_error().is_none())
+            .when(transient)
             .notify(|e, wait| {
                 tracing::warn!(server = %self.describe(), "connection failed, retrying in {wait:?}: {e}")
             })
@@ -222,9 +333,37 @@ impl fmt::Debug for PostgresConfig {
             )
             .field("schema", &self.schema)
             .field("connect_timeout", &self.inner.get_connect_timeout())
+            .field("ssl_mode", &self.inner.get_ssl_mode())
+            .field("tls_root", &self.tls_root)
             .field("retries", &self.retries)
             .finish()
     }
+}
+
+/// Whether a failed connection attempt is worth retrying: the network failed, not the server's
+/// answer (a refused login, a bad certificate).
+fn transient(e: &tokio_postgres::Error) -> bool {
+    use std::io::ErrorKind::*;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | NotConnected
+                    | AddrNotAvailable
+                    | BrokenPipe
+                    | TimedOut
+                    | UnexpectedEof
+                    | HostUnreachable
+                    | NetworkUnreachable
+            );
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// A readable message for a tokio-postgres error: the server's message with its detail, hint and

@@ -32,9 +32,12 @@ mod binary;
 mod config;
 mod sink;
 mod source;
+#[cfg(feature = "postgres-tls")]
+mod tls;
 mod types;
 
 pub use config::{PostgresConfig, ENV_VARS};
 pub use sink::{PostgresLoad, PostgresSink};
 pub use source::PostgresSource;
+pub use tokio_postgres::config::SslMode;
 pub use types::quote_ident;

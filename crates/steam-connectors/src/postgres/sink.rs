@@ -78,7 +78,10 @@ impl PostgresSink {
             message: message(&e),
             source: Some(Box::new(e)),
         };
-        client.batch_execute("BEGIN").await.map_err(fail)?;
+        client
+            .batch_execute("BEGIN; SET LOCAL client_min_messages TO warning")
+            .await
+            .map_err(fail)?;
         let exists = client
             .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
             .await
