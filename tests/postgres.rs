@@ -335,18 +335,7 @@ async fn a_query_reads_with_server_types() {
 }
 
 fn numbered(from: i32, n: i32, text: impl Fn(i32) -> String) -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int32, false),
-        Field::new("label", DataType::Utf8, true),
-    ]));
-    RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(Int32Array::from_iter_values(from..from + n)),
-            Arc::new(StringArray::from_iter_values((from..from + n).map(text))),
-        ],
-    )
-    .unwrap()
+    common::id_label(from, n, text)
 }
 
 async fn labels(config: &PostgresConfig, table: &str) -> Vec<(i32, String)> {

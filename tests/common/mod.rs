@@ -150,3 +150,21 @@ pub fn postgres(prefix: &str) -> steam_recsys::connectors::postgres::PostgresCon
         .unwrap()
         .with_schema(unique_schema(prefix))
 }
+
+/// A batch of `id` (Int32, non-null) from `from`, and `label` (Utf8) = `text(id)`.
+pub fn id_label(from: i32, n: i32, text: impl Fn(i32) -> String) -> RecordBatch {
+    use arrow::array::{Int32Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let schema = std::sync::Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int32, false),
+        Field::new("label", DataType::Utf8, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            std::sync::Arc::new(Int32Array::from_iter_values(from..from + n)),
+            std::sync::Arc::new(StringArray::from_iter_values((from..from + n).map(text))),
+        ],
+    )
+    .unwrap()
+}

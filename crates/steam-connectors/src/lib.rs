@@ -5,10 +5,13 @@
 //! |---|---|---|
 //! | `files` | [`files`] | raw scraper CSVs (streamed, with line numbers), Parquet files, the rejects ledger |
 //! | `postgres` | [`postgres`] | PostgreSQL tables and queries, binary COPY both ways, atomic replace |
+//! | `lake` | [`lake`] | object stores by URL (S3, GCS, Azure, local, memory): CSV and Hive-partitioned Parquet layers, DataFusion reads and SQL |
 #![warn(missing_docs)]
 
 #[cfg(feature = "files")]
 pub mod files;
+#[cfg(feature = "lake")]
+pub mod lake;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod stream;

@@ -4,10 +4,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use steam_connectors::lake::Lake;
 use steam_connectors::postgres::PostgresConfig;
 use steam_core::{Error, Result};
 
-use crate::{generate, postgres_init, process, GenerateOptions, InitInput, ProcessOptions};
+use crate::{
+    generate, postgres_init, process, source_to_lake, GenerateOptions, InitInput, ProcessOptions,
+    SourceToLakeOptions, TableGroup,
+};
 
 /// Data pipelines of a Steam game recommender.
 #[derive(Debug, Parser)]
@@ -81,6 +85,37 @@ pub enum Command {
         /// With --raw: where the _rejected/RAW_FILE.csv ledgers go.
         #[arg(long, requires = "raw", default_value = ".")]
         ledger_dir: PathBuf,
+    },
+    /// Export PostgreSQL tables to a lake: raw CSV objects and conformed Parquet partitioned by
+    /// record_created_dt (the reference's source_to_gcs_direct, _reviews and _descriptions).
+    #[command(alias = "source-to-gcs")]
+    SourceToLake {
+        /// Which tables: direct (the nine generic ones), reviews, descriptions, or all.
+        #[arg(long, default_value = "all")]
+        tables: String,
+        /// Server URL [default: POSTGRES_URL, else the POSTGRES_* variables].
+        #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
+        postgres_url: Option<String>,
+        /// Schema to read [default: POSTGRES_SCHEMA, else recsys].
+        #[arg(long)]
+        schema: Option<String>,
+        /// Lake of the raw layer: s3://, gs://, az://, file:// or a local path.
+        #[arg(long, env = "RAW_LAKE_URL", default_value = crate::source_to_lake::DEFAULT_RAW_LAKE)]
+        raw_lake: String,
+        /// Lake of the conformed layer.
+        #[arg(long, env = "CONFORMED_LAKE_URL", default_value = crate::source_to_lake::DEFAULT_CONFORMED_LAKE)]
+        conformed_lake: String,
+        /// Run date, YYYY-MM-DD: the partition written [default: today, UTC].
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+    },
+    /// Run SQL (DataFusion) over the conformed tables of a lake, each registered by its name.
+    Sql {
+        /// The query, such as "SELECT count(*) FROM games_reviews".
+        query: String,
+        /// The lake: s3://, gs://, az://, file:// or a local path.
+        #[arg(long, env = "CONFORMED_LAKE_URL")]
+        lake: String,
     },
 }
 
@@ -238,6 +273,37 @@ pub async fn run(command: Command) -> Result<()> {
                         .display()
                 );
             }
+        }
+        Command::SourceToLake {
+            tables,
+            postgres_url,
+            schema,
+            raw_lake,
+            conformed_lake,
+            date,
+        } => {
+            let config = postgres_config(postgres_url.as_deref(), schema.as_deref())?;
+            let options = SourceToLakeOptions {
+                group: tables.parse::<TableGroup>()?,
+                raw: Lake::from_url(&raw_lake)?,
+                conformed: Lake::from_url(&conformed_lake)?,
+                date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
+            };
+            let summary = source_to_lake(&config, &options).await?;
+            print!("{summary}");
+            println!(
+                "\nexported to {} (raw) and {} (conformed, record_created_dt={})",
+                options.raw, options.conformed, options.date
+            );
+        }
+        Command::Sql { query, lake } => {
+            let lake = Lake::from_url(&lake)?;
+            let batches = steam_connectors::lake::sql(&lake, &query).await?;
+            let table = arrow::util::pretty::pretty_format_batches(&batches)
+                .map_err(|e| Error::arrow("formatting the result", e))?;
+            println!("{table}");
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            println!("{rows} rows");
         }
     }
     Ok(())

@@ -6,13 +6,16 @@
 //! | generate raw data | [`generate::generate`] | `steam-recsys generate` |
 //! | raw → eleven processed tables | [`process::process`] | `steam-recsys process` |
 //! | tables → PostgreSQL (postgres_initialization) | [`postgres_init::postgres_init`] | `steam-recsys postgres-init` |
+//! | PostgreSQL → lake, raw CSV + conformed Parquet (source_to_gcs_*) | [`source_to_lake::source_to_lake`] | `steam-recsys source-to-lake` |
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod generate;
 pub mod postgres_init;
 pub mod process;
+pub mod source_to_lake;
 
 pub use generate::{generate, GenerateOptions, Generated};
 pub use postgres_init::{postgres_init, InitInput};
 pub use process::{process, ProcessOptions};
+pub use source_to_lake::{source_to_lake, SourceToLakeOptions, TableGroup};

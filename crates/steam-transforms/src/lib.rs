@@ -9,17 +9,20 @@
 //! - [`ReviewCleaner`]: `steam_game_reviews.csv`, streamed → games_reviews batches, then
 //!   users_mapping.
 //! - [`RankingCleaner`]: `games_ranking.csv` → games_ranking, then rank_dimension.
+//! - [`conform()`]: a processed table's rows as the lake's conformed layer holds them.
 //!
 //! Each cleaner reads the batches of a raw reader (see [`steam_core::raw`]) and returns, per batch,
 //! the clean rows and the [`Reject`]s: every raw record lands in a table or in the rejects.
 #![warn(missing_docs)]
 
+mod conform;
 mod descriptions;
 pub mod parse;
 mod ranking;
 mod raw_batch;
 mod reviews;
 
+pub use conform::{conform, conformed_schema, RECORD_CREATED_DT};
 pub use descriptions::{DescriptionCleaner, Descriptions, GameIndex};
 pub use ranking::RankingCleaner;
 pub use raw_batch::RawBatch;

@@ -12,6 +12,8 @@ mod parquet;
 mod raw_csv;
 
 pub use self::ledger::RejectLedger;
+#[cfg(feature = "lake")]
+pub(crate) use self::parquet::{check_table_name, writer_properties};
 pub use self::parquet::{ParquetDirSink, ParquetFileSource};
 pub use self::raw_csv::{RawCsvReader, RawCsvSource};
 

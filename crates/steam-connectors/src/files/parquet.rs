@@ -73,6 +73,25 @@ impl ParquetDirSink {
     }
 }
 
+/// Parquet writer properties: a codec, a row-group size, and free-text columns written without a
+/// dictionary and without statistics.
+pub(crate) fn writer_properties(
+    compression: Compression,
+    max_row_group_size: usize,
+    free_text: &[String],
+) -> WriterProperties {
+    let mut props = WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_row_count(Some(max_row_group_size));
+    for column in free_text {
+        let path = ColumnPath::from(column.as_str());
+        props = props
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_statistics_enabled(path, EnabledStatistics::None);
+    }
+    props.build()
+}
+
 /// Checks that a table name is safe as a file name: letters, digits, `_`, `-`, `.`, not starting
 /// with a dot.
 pub(crate) fn check_table_name(name: &str) -> Result<()> {
@@ -110,16 +129,7 @@ impl Sink for ParquetDirSink {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let path = self.path(&table.name);
         let tmp = temp_path(&path);
-        let mut props = WriterProperties::builder()
-            .set_compression(self.compression)
-            .set_max_row_group_row_count(Some(self.max_row_group_size));
-        for column in &self.free_text {
-            let path = ColumnPath::from(column.as_str());
-            props = props
-                .set_column_dictionary_enabled(path.clone(), false)
-                .set_column_statistics_enabled(path, EnabledStatistics::None);
-        }
-        let props = props.build();
+        let props = writer_properties(self.compression, self.max_row_group_size, &self.free_text);
         let schema = table.schema.clone();
         let (tx, mut rx) = mpsc::channel::<RecordBatch>(2);
         let writer_tmp = tmp.clone();

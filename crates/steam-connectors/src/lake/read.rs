@@ -1,0 +1,185 @@
+//! Reading the conformed layer with DataFusion: a table as an Arrow stream, SQL over all tables.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use async_trait::async_trait;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{col, lit, DataFrame, SessionConfig, SessionContext};
+use futures::{StreamExt, TryStreamExt};
+use steam_core::{batch_stream, BatchStream, Error, RecordBatch, Result, Source};
+
+use super::{Lake, PARTITION_COLUMN};
+
+/// The URL the lake's store is registered under in a DataFusion session.
+const STORE_URL: &str = "steam-lake://lake";
+
+fn df_error(target: &str, e: DataFusionError) -> Error {
+    Error::Backend {
+        backend: "lake",
+        target: target.to_owned(),
+        message: e.to_string(),
+        source: Some(Box::new(e)),
+    }
+}
+
+/// A DataFusion session that can read `lake`.
+fn session(lake: &Lake, partitions: usize) -> Result<SessionContext> {
+    let mut config = SessionConfig::new().with_target_partitions(partitions.max(1));
+    // Strings come back as written (Utf8), not as DataFusion's default view types.
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
+    let ctx = SessionContext::new_with_config(config);
+    let url = url::Url::parse(STORE_URL).map_err(|e| Error::Config {
+        key: "lake".into(),
+        reason: e.to_string(),
+    })?;
+    ctx.register_object_store(&url, lake.store().clone());
+    Ok(ctx)
+}
+
+/// Registers the conformed table `table` of `lake` in `ctx`: its Parquet objects under Hive
+/// partitions on [`PARTITION_COLUMN`].
+async fn register(ctx: &SessionContext, lake: &Lake, table: &str) -> Result<()> {
+    let dir = lake.path(&[table]);
+    let target = lake.describe(&dir);
+    let table_url =
+        ListingTableUrl::parse(format!("{STORE_URL}/{dir}/")).map_err(|e| df_error(&target, e))?;
+    let format = ParquetFormat::default().with_force_view_types(false);
+    let options = ListingOptions::new(Arc::new(format))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(vec![(PARTITION_COLUMN.to_owned(), DataType::Date32)]);
+    let schema = options
+        .infer_schema(&ctx.state(), &table_url)
+        .await
+        .map_err(|e| df_error(&target, e))?;
+    let config = ListingTableConfig::new(table_url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let provider = ListingTable::try_new(config).map_err(|e| df_error(&target, e))?;
+    ctx.register_table(table, Arc::new(provider))
+        .map_err(|e| df_error(&target, e))?;
+    Ok(())
+}
+
+/// A conformed table of a lake (all its partitions, or one date's) as a stream of Arrow batches,
+/// read by DataFusion. The partition column [`PARTITION_COLUMN`] comes back as a `Date32` column
+/// at the end. With the default parallelism of 1, rows come in partition and file order.
+#[derive(Clone)]
+pub struct LakeSource {
+    target: String,
+    frame: DataFrame,
+    schema: SchemaRef,
+}
+
+impl std::fmt::Debug for LakeSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LakeSource")
+            .field("table", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LakeSource {
+    /// Table `table` of `lake`, all partitions.
+    pub async fn table(lake: &Lake, table: &str) -> Result<Self> {
+        Self::open(lake, table, None, 1).await
+    }
+
+    /// Table `table` of `lake`, the partition of `date` only.
+    pub async fn partition(lake: &Lake, table: &str, date: chrono::NaiveDate) -> Result<Self> {
+        Self::open(lake, table, Some(date), 1).await
+    }
+
+    /// Table `table` of `lake`, optionally one date, read by `parallelism` threads (order is then
+    /// not kept).
+    pub async fn open(
+        lake: &Lake,
+        table: &str,
+        date: Option<chrono::NaiveDate>,
+        parallelism: usize,
+    ) -> Result<Self> {
+        let target = lake.describe(&lake.path(&[table]));
+        let ctx = session(lake, parallelism)?;
+        register(&ctx, lake, table).await?;
+        let mut frame = ctx.table(table).await.map_err(|e| df_error(&target, e))?;
+        if let Some(date) = date {
+            let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+            let days = (date - epoch).num_days() as i32;
+            frame = frame
+                .filter(col(PARTITION_COLUMN).eq(lit(ScalarValue::Date32(Some(days)))))
+                .map_err(|e| df_error(&target, e))?;
+        }
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        Ok(LakeSource {
+            target,
+            frame,
+            schema,
+        })
+    }
+
+    /// Reads everything into memory (for small tables and tests).
+    pub async fn read_all(&self) -> Result<Vec<RecordBatch>> {
+        self.read().await?.try_collect().await
+    }
+}
+
+#[async_trait]
+impl Source for LakeSource {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    async fn read(&self) -> Result<BatchStream> {
+        let target = self.target.clone();
+        let stream = self
+            .frame
+            .clone()
+            .execute_stream()
+            .await
+            .map_err(|e| df_error(&target, e))?;
+        Ok(batch_stream(
+            stream.map(move |b| b.map_err(|e| df_error(&target, e))),
+        ))
+    }
+}
+
+/// Runs a SQL query over every conformed table of `lake`, each registered under its name (the
+/// directories under the lake's prefix), and returns the result.
+pub async fn sql(lake: &Lake, query: &str) -> Result<Vec<RecordBatch>> {
+    let ctx = session(lake, num_cpus())?;
+    let listing = lake
+        .store()
+        .list_with_delimiter(Some(lake.prefix()))
+        .await
+        .map_err(|e| lake.error(lake.prefix(), e))?;
+    for dir in listing.common_prefixes {
+        let Some(name) = dir.filename() else {
+            continue;
+        };
+        let name = name.to_owned();
+        if let Err(e) = register(&ctx, lake, &name).await {
+            tracing::warn!(
+                "{} is not a readable table, skipped: {e}",
+                lake.describe(&dir)
+            );
+        }
+    }
+    let target = format!("SQL over {}", lake.url());
+    let frame = ctx.sql(query).await.map_err(|e| df_error(&target, e))?;
+    frame.collect().await.map_err(|e| df_error(&target, e))
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}

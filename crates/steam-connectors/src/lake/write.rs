@@ -1,0 +1,276 @@
+//! The two layers' sinks: CSV objects and Hive-partitioned Parquet objects.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Date32Type, Schema, SchemaRef};
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::ObjectStoreExt;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use steam_core::{
+    batch_stream, BatchStream, Error, RecordBatch, Result, Sink, TableRef, WriteMode, WriteSummary,
+};
+
+use super::upload::upload;
+use super::{Lake, PARTITION_COLUMN};
+use crate::files::{check_table_name, writer_properties};
+
+fn replace_only(mode: &WriteMode) -> Result<()> {
+    if *mode != WriteMode::Replace {
+        return Err(Error::Unsupported {
+            backend: "lake",
+            operation: format!("write mode {} (objects are replaced whole)", mode.name()),
+        });
+    }
+    Ok(())
+}
+
+/// Checks each batch has the table's columns, by name and type, in order.
+fn checked(table: &TableRef, batches: BatchStream) -> BatchStream {
+    let schema = table.schema.clone();
+    let name = table.name.clone();
+    batch_stream(batches.and_then(move |batch| {
+        let same = batch.schema().fields().len() == schema.fields().len()
+            && batch
+                .schema()
+                .fields()
+                .iter()
+                .zip(schema.fields())
+                .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+        let result = if same {
+            Ok(batch)
+        } else {
+            Err(Error::Schema {
+                target: name.clone(),
+                reason: format!(
+                    "batch columns {:?} differ from the table's {:?}",
+                    batch.schema().fields(),
+                    schema.fields()
+                ),
+            })
+        };
+        futures::future::ready(result)
+    }))
+}
+
+/// The raw layer: each table as one CSV object with a header, `<prefix>/<table>.csv`.
+///
+/// Only [`WriteMode::Replace`]: the object is replaced whole when the upload completes (dates as
+/// `YYYY-MM-DD`, timestamps in RFC 3339, nulls as empty fields).
+#[derive(Debug, Clone)]
+pub struct LakeCsvSink {
+    lake: Lake,
+}
+
+impl LakeCsvSink {
+    /// A sink into `lake`.
+    pub fn new(lake: Lake) -> Self {
+        LakeCsvSink { lake }
+    }
+
+    /// Where a table's object goes.
+    pub fn location(&self, table: &str) -> Path {
+        self.lake.path(&[&format!("{table}.csv")])
+    }
+}
+
+#[async_trait]
+impl Sink for LakeCsvSink {
+    async fn write(
+        &self,
+        table: &TableRef,
+        mode: WriteMode,
+        batches: BatchStream,
+    ) -> Result<WriteSummary> {
+        replace_only(&mode)?;
+        check_table_name(&table.name)?;
+        let started = Instant::now();
+        let location = self.location(&table.name);
+        let target = self.lake.describe(&location);
+        let schema = table.schema.clone();
+        let (rows, bytes) = upload(&self.lake, &location, checked(table, batches), move |io| {
+            let fail = |e: arrow::error::ArrowError| Error::arrow(format!("csv {target}"), e);
+            let mut rows = 0;
+            // The header comes from the schema, so an empty table still gets one.
+            let header = RecordBatch::new_empty(schema.clone());
+            {
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut io.out);
+                w.write(&header).map_err(fail)?;
+            }
+            while let Some(batch) = io.batches.blocking_recv() {
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(false)
+                    .build(&mut io.out);
+                w.write(&batch).map_err(fail)?;
+                rows += batch.num_rows() as u64;
+            }
+            Ok(rows)
+        })
+        .await?;
+        Ok(WriteSummary::new(
+            &table.name,
+            rows,
+            bytes,
+            started.elapsed(),
+        ))
+    }
+}
+
+/// The conformed layer: each table as Parquet under Hive-style partitions,
+/// `<prefix>/<table>/record_created_dt=YYYY-MM-DD/part-00000.parquet`.
+///
+/// One write fills one partition, as one object, so that replacing a partition is atomic: a rerun
+/// of the same date replaces the object whole (readers see the old rows or the new, never a mix or
+/// a duplicate) and other dates stay as they are. Other objects found in the partition afterwards
+/// (left by another writer) are deleted. Batches may carry the partition column
+/// ([`PARTITION_COLUMN`], as `steam_transforms::conform` adds it): its values must be the
+/// partition's date, and it is left out of the files, as Hive partitioning does. Only
+/// [`WriteMode::Replace`]. zstd level 1, statistics on, row groups of up to 128Ki rows.
+#[derive(Debug, Clone)]
+pub struct LakeParquetSink {
+    lake: Lake,
+    date: chrono::NaiveDate,
+    compression: Compression,
+    max_row_group_size: usize,
+    free_text: Vec<String>,
+}
+
+impl LakeParquetSink {
+    /// A sink into `lake` writing the partition of `date`.
+    pub fn new(lake: Lake, date: chrono::NaiveDate) -> Self {
+        LakeParquetSink {
+            lake,
+            date,
+            compression: Compression::ZSTD(ZstdLevel::default()),
+            max_row_group_size: 128 * 1024,
+            free_text: Vec::new(),
+        }
+    }
+
+    /// Marks `column` as free text: no dictionary, no statistics.
+    pub fn with_free_text(mut self, column: &str) -> Self {
+        self.free_text.push(column.to_owned());
+        self
+    }
+
+    /// Sets the compression codec.
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// The partition directory of a table.
+    pub fn partition(&self, table: &str) -> Path {
+        self.lake.path(&[
+            table,
+            &format!("{PARTITION_COLUMN}={}", self.date.format("%Y-%m-%d")),
+        ])
+    }
+
+    /// Where a table's object goes.
+    pub fn location(&self, table: &str) -> Path {
+        self.partition(table).join("part-00000.parquet")
+    }
+}
+
+#[async_trait]
+impl Sink for LakeParquetSink {
+    async fn write(
+        &self,
+        table: &TableRef,
+        mode: WriteMode,
+        batches: BatchStream,
+    ) -> Result<WriteSummary> {
+        replace_only(&mode)?;
+        check_table_name(&table.name)?;
+        let started = Instant::now();
+        let location = self.location(&table.name);
+        let target = self.lake.describe(&location);
+
+        // The partition column, if the batches carry it, is checked and dropped.
+        let partition_index = table.schema.index_of(PARTITION_COLUMN).ok();
+        if let Some(i) = partition_index {
+            if table.schema.field(i).data_type() != &DataType::Date32 {
+                return Err(Error::Schema {
+                    target: target.clone(),
+                    reason: format!("{PARTITION_COLUMN} must be Date32"),
+                });
+            }
+        }
+        let file_schema: SchemaRef = match partition_index {
+            Some(i) => {
+                let mut fields = table.schema.fields().to_vec();
+                fields.remove(i);
+                Arc::new(Schema::new(fields))
+            }
+            None => table.schema.clone(),
+        };
+        let days = (self.date - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default())
+            .num_days() as i32;
+        let check_target = target.clone();
+        let stripped = checked(table, batches).map(move |batch| {
+            let mut batch = batch?;
+            if let Some(i) = partition_index {
+                let dates = batch.column(i).as_primitive::<Date32Type>();
+                if dates.null_count() > 0 || dates.values().iter().any(|d| *d != days) {
+                    return Err(Error::Schema {
+                        target: check_target.clone(),
+                        reason: format!(
+                            "{PARTITION_COLUMN} holds dates other than the partition's"
+                        ),
+                    });
+                }
+                batch.remove_column(i);
+            }
+            Ok(batch)
+        });
+        let props = writer_properties(self.compression, self.max_row_group_size, &self.free_text);
+        let encode_target = target.clone();
+        let (rows, bytes) = upload(&self.lake, &location, batch_stream(stripped), move |io| {
+            let fail = |e: parquet::errors::ParquetError| {
+                Error::backend("parquet", encode_target.clone(), e)
+            };
+            let mut w =
+                ArrowWriter::try_new(&mut io.out, file_schema, Some(props)).map_err(fail)?;
+            let mut rows = 0;
+            while let Some(batch) = io.batches.blocking_recv() {
+                rows += batch.num_rows() as u64;
+                w.write(&batch).map_err(fail)?;
+            }
+            w.close().map_err(fail)?;
+            Ok(rows)
+        })
+        .await?;
+
+        // Objects of other writers in this partition would mix with ours: remove them.
+        let partition = self.partition(&table.name);
+        let others: Vec<Path> = self
+            .lake
+            .store()
+            .list(Some(&partition))
+            .map_ok(|meta| meta.location)
+            .try_filter(|p| futures::future::ready(*p != location))
+            .try_collect()
+            .await
+            .map_err(|e| self.lake.error(&partition, e))?;
+        for other in others {
+            self.lake
+                .store()
+                .delete(&other)
+                .await
+                .map_err(|e| self.lake.error(&other, e))?;
+        }
+        Ok(WriteSummary::new(
+            &table.name,
+            rows,
+            bytes,
+            started.elapsed(),
+        ))
+    }
+}

@@ -1,0 +1,175 @@
+//! The source_to_gcs pipelines (direct, reviews, descriptions): PostgreSQL tables → a lake's raw
+//! layer (CSV) and conformed layer (Hive-partitioned Parquet), reading each table once.
+
+use std::str::FromStr;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use futures::StreamExt;
+use steam_connectors::lake::{Lake, LakeCsvSink, LakeParquetSink};
+use steam_connectors::postgres::{PostgresConfig, PostgresSource};
+use steam_core::{
+    batch_stream, BatchStream, Error, RecordBatch, Result, RunSummary, Sink, Source, StageSummary,
+    Table, TableRef, WriteMode,
+};
+use steam_transforms::{conform, conformed_schema};
+use tokio::sync::mpsc;
+
+/// Which tables a run exports: the reference's three pipelines, or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableGroup {
+    /// source_to_gcs_direct: the nine tables exported as they are.
+    Direct,
+    /// source_to_gcs_reviews: games_reviews.
+    Reviews,
+    /// source_to_gcs_descriptions: games_description.
+    Descriptions,
+    /// All eleven.
+    All,
+}
+
+impl TableGroup {
+    /// The tables of the group.
+    pub fn tables(self) -> Vec<Table> {
+        match self {
+            TableGroup::Direct => vec![
+                Table::DeveloperDimension,
+                Table::PublisherDimension,
+                Table::GamesRanking,
+                Table::GenreDimension,
+                Table::UsersMapping,
+                Table::RankDimension,
+                Table::PublisherMapping,
+                Table::DeveloperMapping,
+                Table::GenreMapping,
+            ],
+            TableGroup::Reviews => vec![Table::GamesReviews],
+            TableGroup::Descriptions => vec![Table::GamesDescription],
+            TableGroup::All => Table::ALL.to_vec(),
+        }
+    }
+}
+
+impl FromStr for TableGroup {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "direct" => Ok(TableGroup::Direct),
+            "reviews" => Ok(TableGroup::Reviews),
+            "descriptions" => Ok(TableGroup::Descriptions),
+            "all" => Ok(TableGroup::All),
+            other => Err(Error::Config {
+                key: "--tables".into(),
+                reason: format!("{other:?} is not one of direct, reviews, descriptions, all"),
+            }),
+        }
+    }
+}
+
+/// The reference's bucket of the raw layer.
+pub const DEFAULT_RAW_LAKE: &str = "gs://raw_games_data";
+/// The reference's bucket of the conformed layer.
+pub const DEFAULT_CONFORMED_LAKE: &str = "gs://conformed_games_data";
+
+/// Options of [`source_to_lake`].
+#[derive(Debug, Clone)]
+pub struct SourceToLakeOptions {
+    /// The tables.
+    pub group: TableGroup,
+    /// The raw layer: `<table>.csv`.
+    pub raw: Lake,
+    /// The conformed layer: `<table>/record_created_dt=<date>/part-00000.parquet`.
+    pub conformed: Lake,
+    /// The run date: the partition written and the `record_created_dt` of every row.
+    pub date: NaiveDate,
+}
+
+/// Exports the group's tables from `config`'s schema to both layers.
+///
+/// Each table is read once, with binary COPY, and its batches go to both layers at once; each
+/// layer's object is replaced only when complete, and if either layer fails the other is abandoned
+/// too, so a table's two layers are never from different runs because of a failure.
+pub async fn source_to_lake(
+    config: &PostgresConfig,
+    options: &SourceToLakeOptions,
+) -> Result<RunSummary> {
+    let started = Instant::now();
+    let raw = LakeCsvSink::new(options.raw.clone());
+    let conformed = LakeParquetSink::new(options.conformed.clone(), options.date)
+        .with_free_text("review")
+        .with_free_text("long_description");
+    let mut summary = RunSummary::default();
+    for table in options.group.tables() {
+        let t = Instant::now();
+        let source = PostgresSource::table(config.clone(), table.name())
+            .await?
+            .with_schema(table.schema())?;
+        let (raw_in, conformed_in) = tee(source.read().await?, table, options.date);
+        let raw_ref = TableRef::from(table);
+        let conformed_ref = TableRef::new(table.name(), conformed_schema(table));
+        let (a, b) = futures::join!(
+            raw.write(&raw_ref, WriteMode::Replace, raw_in),
+            conformed.write(&conformed_ref, WriteMode::Replace, conformed_in)
+        );
+        let (mut a, mut b) = (a?, b?);
+        a.table = format!("{} → raw", table.name());
+        b.table = format!("{} → conformed", table.name());
+        summary.tables.push(a);
+        summary.tables.push(b);
+        summary.stages.push(StageSummary {
+            stage: table.name().to_owned(),
+            seconds: t.elapsed().as_secs_f64(),
+        });
+    }
+    summary.stages.push(StageSummary {
+        stage: "source_to_lake".into(),
+        seconds: started.elapsed().as_secs_f64(),
+    });
+    Ok(summary)
+}
+
+/// Splits one stream into the raw rows and the conformed rows. If either consumer stops (its
+/// write failed), the other gets an error, so it aborts instead of completing a truncated object.
+fn tee(mut source: BatchStream, table: Table, date: NaiveDate) -> (BatchStream, BatchStream) {
+    let (raw_tx, raw_rx) = mpsc::channel::<Result<RecordBatch>>(2);
+    let (conf_tx, conf_rx) = mpsc::channel::<Result<RecordBatch>>(2);
+    tokio::spawn(async move {
+        let failed = |why: &str| Err(Error::backend_msg("lake", table.name(), why.to_owned()));
+        while let Some(item) = source.next().await {
+            match item {
+                Ok(batch) => {
+                    let conformed = conform(table, &batch, date);
+                    let stop = conformed.is_err();
+                    let to_raw = raw_tx.send(Ok(batch)).await.is_ok();
+                    let to_conf = conf_tx.send(conformed).await.is_ok();
+                    if !to_raw {
+                        let _ = conf_tx.send(failed("the raw layer's write failed")).await;
+                    }
+                    if !to_conf {
+                        let _ = raw_tx
+                            .send(failed("the conformed layer's write failed"))
+                            .await;
+                    }
+                    if stop || !to_raw || !to_conf {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = conf_tx
+                        .send(failed(&format!("reading the source failed: {e}")))
+                        .await;
+                    let _ = raw_tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    (receiver(raw_rx), receiver(conf_rx))
+}
+
+fn receiver(rx: mpsc::Receiver<Result<RecordBatch>>) -> BatchStream {
+    batch_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
