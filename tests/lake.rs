@@ -397,3 +397,80 @@ async fn an_upload_cut_off_leaves_no_object_and_a_rerun_completes() {
         .unwrap();
     assert_eq!(meta.size, summary.bytes);
 }
+
+/// A moto server of the test's own, stopped when dropped.
+struct OwnMoto(std::process::Child, u16);
+
+impl OwnMoto {
+    /// Starts moto's server with authentication on from the first request, so that keys unknown
+    /// to its IAM are refused.
+    fn with_auth() -> OwnMoto {
+        let exe = std::env::var("STEAM_TEST_MOTO_SERVER")
+            .expect("STEAM_TEST_MOTO_SERVER is set by scripts/services");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(exe)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "moto did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        OwnMoto(child, port)
+    }
+}
+
+impl Drop for OwnMoto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn bad_credentials_are_a_clear_error_without_the_secret() {
+    let moto = OwnMoto::with_auth();
+    let store = AmazonS3Builder::new()
+        .with_endpoint(format!("http://127.0.0.1:{}", moto.1))
+        .with_allow_http(true)
+        .with_bucket_name("steam-test")
+        .with_region("us-east-1")
+        .with_access_key_id("AKIAUNKNOWN")
+        .with_secret_access_key("hunter2-not-shown")
+        .with_retry(RetryConfig {
+            max_retries: 0,
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let lake = Lake::new("s3://steam-test/raw", Arc::new(store), Path::from("raw"));
+    let err = LakeCsvSink::new(lake)
+        .write(
+            &TableRef::new("t", labelled(0, 1, "").schema()),
+            WriteMode::Replace,
+            batches(vec![labelled(0, 10, "x")]),
+        )
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("s3://steam-test/raw/t.csv"), "{msg}");
+    assert!(
+        msg.contains("403") || msg.contains("InvalidAccessKeyId"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("hunter2") && !format!("{err:?}").contains("hunter2"),
+        "{msg}"
+    );
+}

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `files` | [`files`] | raw scraper CSVs (streamed, with line numbers), Parquet files, the rejects ledger |
 //! | `postgres` | [`postgres`] | PostgreSQL tables and queries, binary COPY both ways, atomic replace |
+//! | `mongodb` | [`mod@mongodb`] | MongoDB collections: insert, upsert, refresh; reads as Arrow |
 //! | `lake` | [`lake`] | object stores by URL (S3, GCS, Azure, local, memory): CSV and Hive-partitioned Parquet layers, DataFusion reads and SQL |
 #![warn(missing_docs)]
 
@@ -12,6 +13,8 @@
 pub mod files;
 #[cfg(feature = "lake")]
 pub mod lake;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod stream;

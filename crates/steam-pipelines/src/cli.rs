@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use steam_connectors::lake::Lake;
+use steam_connectors::mongodb::MongoConfig;
 use steam_connectors::postgres::PostgresConfig;
 use steam_core::{Error, Result};
 
@@ -109,6 +110,41 @@ pub enum Command {
         #[arg(long)]
         date: Option<chrono::NaiveDate>,
     },
+    /// Load recommendations (Parquet in a lake) into MongoDB without their ratings, refreshing the
+    /// collection keyed on user_id (the reference's gcs_to_mongodb).
+    #[command(alias = "gcs-to-mongodb")]
+    LakeToMongodb {
+        /// The Parquet object or prefix, such as gs://inference_games_results/user_recommendations.parquet.
+        #[arg(long)]
+        source: String,
+        /// MongoDB URI [default: MONGODB_URI, else MONGODB_HOST, MONGODB_USER, MONGODB_PASSWORD].
+        #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+        mongodb_uri: Option<String>,
+        /// Database [default: the URI's, else MONGODB_DATABASE, else steam_recsys].
+        #[arg(long)]
+        database: Option<String>,
+        /// Collection.
+        #[arg(long, default_value = crate::serving::DEFAULT_COLLECTION)]
+        collection: String,
+        /// refresh (one document per user, users gone removed) or insert (append documents).
+        #[arg(long, default_value = "refresh")]
+        mode: String,
+    },
+    /// Check every configured backend: PostgreSQL, the lake, MongoDB. Exits non-zero if any fails.
+    ConnectionTest {
+        /// PostgreSQL URL [default: POSTGRES_URL, else the POSTGRES_* variables].
+        #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
+        postgres_url: Option<String>,
+        /// A lake URL to list and write a probe object to.
+        #[arg(long, env = "CONFORMED_LAKE_URL")]
+        lake: Option<String>,
+        /// MongoDB URI [default: MONGODB_URI, else the MONGODB_* variables].
+        #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+        mongodb_uri: Option<String>,
+        /// Collection to read up to 5 documents from.
+        #[arg(long, default_value = crate::serving::DEFAULT_COLLECTION)]
+        collection: String,
+    },
     /// Run SQL (DataFusion) over the conformed tables of a lake, each registered by its name.
     Sql {
         /// The query, such as "SELECT count(*) FROM games_reviews".
@@ -117,6 +153,18 @@ pub enum Command {
         #[arg(long, env = "CONFORMED_LAKE_URL")]
         lake: String,
     },
+}
+
+/// The MongoDB configuration from a URI flag, else the `MONGODB_*` variables; `None` if neither.
+pub fn mongo_config(uri: Option<&str>, database: Option<&str>) -> Result<Option<MongoConfig>> {
+    let config = match uri {
+        Some(uri) => Some(MongoConfig::from_uri(uri)?),
+        None => MongoConfig::from_env()?,
+    };
+    Ok(config.map(|c| match database {
+        Some(db) => c.with_database(db),
+        None => c,
+    }))
 }
 
 /// The PostgreSQL configuration from a URL flag, else the `POSTGRES_*` variables, with a schema
@@ -304,6 +352,78 @@ pub async fn run(command: Command) -> Result<()> {
             println!("{table}");
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
             println!("{rows} rows");
+        }
+        Command::LakeToMongodb {
+            source,
+            mongodb_uri,
+            database,
+            collection,
+            mode,
+        } => {
+            let mode = match mode.as_str() {
+                "refresh" => steam_core::WriteMode::Replace,
+                "insert" => steam_core::WriteMode::Append,
+                other => {
+                    return Err(Error::Config {
+                        key: "--mode".into(),
+                        reason: format!("{other:?} is not refresh or insert"),
+                    })
+                }
+            };
+            let mongo =
+                mongo_config(mongodb_uri.as_deref(), database.as_deref())?.ok_or_else(|| {
+                    Error::Config {
+                        key: "--mongodb-uri".into(),
+                        reason: "no MongoDB given: pass --mongodb-uri or set MONGODB_HOST".into(),
+                    }
+                })?;
+            let lake = Lake::from_url(&source)?;
+            let summary =
+                crate::serving::lake_to_mongodb_with(&lake, &mongo, &collection, mode).await?;
+            print!("{summary}");
+            println!(
+                "\nwrote {}.{collection} at {} from {}",
+                mongo.database(),
+                mongo.describe(),
+                lake
+            );
+        }
+        Command::ConnectionTest {
+            postgres_url,
+            lake,
+            mongodb_uri,
+            collection,
+        } => {
+            let pg = match (&postgres_url, PostgresConfig::from_env()?) {
+                (Some(url), _) => Some(PostgresConfig::from_url(url)?),
+                (None, env) => env,
+            };
+            let lake = lake.as_deref().map(Lake::from_url).transpose()?;
+            let mongo = mongo_config(mongodb_uri.as_deref(), None)?;
+            if pg.is_none() && lake.is_none() && mongo.is_none() {
+                return Err(Error::Config {
+                    key: "connection-test".into(),
+                    reason: "nothing to check: give --postgres-url, --lake or --mongodb-uri \
+                             (or their environment variables)"
+                        .into(),
+                });
+            }
+            let checks = crate::serving::connection_test(
+                pg.as_ref(),
+                lake.as_ref(),
+                mongo.as_ref().map(|m| (m, collection.as_str())),
+            )
+            .await;
+            for c in &checks {
+                println!("{c}");
+            }
+            let failed = checks.iter().filter(|c| c.result.is_err()).count();
+            if failed > 0 {
+                return Err(Error::Config {
+                    key: "connection-test".into(),
+                    reason: format!("{failed} of {} backends failed", checks.len()),
+                });
+            }
         }
     }
     Ok(())

@@ -6,6 +6,8 @@
 //! | generate raw data | [`generate::generate`] | `steam-recsys generate` |
 //! | raw → eleven processed tables | [`process::process`] | `steam-recsys process` |
 //! | tables → PostgreSQL (postgres_initialization) | [`postgres_init::postgres_init`] | `steam-recsys postgres-init` |
+//! | lake → MongoDB (gcs_to_mongodb) | [`serving::lake_to_mongodb`] | `steam-recsys lake-to-mongodb` |
+//! | check every backend (connection_testing) | [`serving::connection_test`] | `steam-recsys connection-test` |
 //! | PostgreSQL → lake, raw CSV + conformed Parquet (source_to_gcs_*) | [`source_to_lake::source_to_lake`] | `steam-recsys source-to-lake` |
 #![warn(missing_docs)]
 
@@ -13,9 +15,11 @@ pub mod cli;
 pub mod generate;
 pub mod postgres_init;
 pub mod process;
+pub mod serving;
 pub mod source_to_lake;
 
 pub use generate::{generate, GenerateOptions, Generated};
 pub use postgres_init::{postgres_init, InitInput};
 pub use process::{process, ProcessOptions};
+pub use serving::{connection_test, lake_to_mongodb, lake_to_mongodb_with, Check};
 pub use source_to_lake::{source_to_lake, SourceToLakeOptions, TableGroup};

@@ -9,6 +9,7 @@
 //! - [`ReviewCleaner`]: `steam_game_reviews.csv`, streamed → games_reviews batches, then
 //!   users_mapping.
 //! - [`RankingCleaner`]: `games_ranking.csv` → games_ranking, then rank_dimension.
+//! - [`remove_probability`]: recommendations with ratings → the game ids serving keeps.
 //! - [`conform()`]: a processed table's rows as the lake's conformed layer holds them.
 //!
 //! Each cleaner reads the batches of a raw reader (see [`steam_core::raw`]) and returns, per batch,
@@ -20,12 +21,14 @@ mod descriptions;
 pub mod parse;
 mod ranking;
 mod raw_batch;
+mod recommendations;
 mod reviews;
 
 pub use conform::{conform, conformed_schema, RECORD_CREATED_DT};
 pub use descriptions::{DescriptionCleaner, Descriptions, GameIndex};
 pub use ranking::RankingCleaner;
 pub use raw_batch::RawBatch;
+pub use recommendations::{recommendations_schema, remove_probability, served_schema};
 pub use reviews::{ReviewCleaner, ReviewOptions};
 pub use steam_core::Reject;
 

@@ -6,7 +6,7 @@
 //! | `s3://bucket/prefix` | Amazon S3 and S3-compatible stores | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`, … |
 //! | `gs://bucket/prefix` | Google Cloud Storage | `GOOGLE_SERVICE_ACC_KEY_FILEPATH` (the reference's variable: a service-account key file), `GOOGLE_SERVICE_ACCOUNT`, or application default credentials |
 //! | `az://container/prefix` | Azure Blob Storage | `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, … |
-//! | `file:///path` or a plain path | a local directory (created when missing) | — |
+//! | `file:///path` or a plain path | a local directory (created when written to) or file | — |
 //! | `memory://name/prefix` | memory of this process, for tests | — |
 //!
 //! Credentials come only from the environment variables object_store's builders read (or their
@@ -160,14 +160,13 @@ impl Lake {
                 (Arc::new(store), key_path(parsed.path())?)
             }
             "file" => {
-                let dir = parsed
+                let path = parsed
                     .to_file_path()
                     .map_err(|_| bad("not a local path".into()))?;
-                std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-                let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                    .map_err(backend)?
-                    .with_automatic_cleanup(true);
-                (Arc::new(store), Path::default())
+                let prefix = Path::from_absolute_path(&path).map_err(|e| bad(e.to_string()))?;
+                let store =
+                    object_store::local::LocalFileSystem::new().with_automatic_cleanup(true);
+                (Arc::new(store), prefix)
             }
             "memory" => {
                 let store = object_store::memory::InMemory::new();
@@ -280,7 +279,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::from_url(dir.path().join("lake").to_str().unwrap()).unwrap();
         assert!(lake.url().starts_with("file://"), "{}", lake.url());
-        assert!(dir.path().join("lake").is_dir());
+        assert!(
+            lake.prefix().as_ref().ends_with("/lake") || lake.prefix().as_ref().ends_with("lake")
+        );
     }
 
     #[test]

@@ -50,13 +50,27 @@ fn session(lake: &Lake, partitions: usize) -> Result<SessionContext> {
 /// partitions on [`PARTITION_COLUMN`].
 async fn register(ctx: &SessionContext, lake: &Lake, table: &str) -> Result<()> {
     let dir = lake.path(&[table]);
-    let target = lake.describe(&dir);
+    register_path(ctx, lake, table, &format!("{dir}/"), true).await
+}
+
+/// Registers the Parquet objects at `path` (an object, or a directory ending in `/`) as `table`,
+/// with the Hive partition column when `partitioned`.
+async fn register_path(
+    ctx: &SessionContext,
+    lake: &Lake,
+    table: &str,
+    path: &str,
+    partitioned: bool,
+) -> Result<()> {
+    let target = lake.describe(&object_store::path::Path::from(path.trim_end_matches('/')));
     let table_url =
-        ListingTableUrl::parse(format!("{STORE_URL}/{dir}/")).map_err(|e| df_error(&target, e))?;
+        ListingTableUrl::parse(format!("{STORE_URL}/{path}")).map_err(|e| df_error(&target, e))?;
     let format = ParquetFormat::default().with_force_view_types(false);
-    let options = ListingOptions::new(Arc::new(format))
-        .with_file_extension(".parquet")
-        .with_table_partition_cols(vec![(PARTITION_COLUMN.to_owned(), DataType::Date32)]);
+    let mut options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+    if partitioned {
+        options = options
+            .with_table_partition_cols(vec![(PARTITION_COLUMN.to_owned(), DataType::Date32)]);
+    }
     let schema = options
         .infer_schema(&ctx.state(), &table_url)
         .await
@@ -118,6 +132,32 @@ impl LakeSource {
                 .filter(col(PARTITION_COLUMN).eq(lit(ScalarValue::Date32(Some(days)))))
                 .map_err(|e| df_error(&target, e))?;
         }
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        Ok(LakeSource {
+            target,
+            frame,
+            schema,
+        })
+    }
+
+    /// The Parquet objects at the lake's own prefix, as one table: a single object
+    /// (`…/user_recommendations.parquet`) or every `.parquet` object under a directory, in order.
+    pub async fn objects(lake: &Lake) -> Result<Self> {
+        let target = lake.url().to_owned();
+        let ctx = session(lake, 1)?;
+        let prefix = lake.prefix().to_string();
+        let path = if prefix.ends_with(".parquet") {
+            prefix
+        } else if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
+        register_path(&ctx, lake, "objects", &path, false).await?;
+        let frame = ctx
+            .table("objects")
+            .await
+            .map_err(|e| df_error(&target, e))?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
         Ok(LakeSource {
             target,

@@ -1,0 +1,381 @@
+//! The MongoDB connector, lake_to_mongodb and connection_test against a MongoDB-protocol server
+//! (nx-27017, started by scripts/test), a local lake, and PostgreSQL.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::Array;
+use arrow::array::{
+    BooleanArray, Date32Array, Float32Array, Float64Array, Int32Array, Int64Array, ListArray,
+    RecordBatch, StringArray, StructArray, TimestampMillisecondArray,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::compute::concat_batches;
+use arrow::datatypes::{DataType, Field, Fields, Int32Type, Schema, TimeUnit};
+use futures::stream;
+use mongodb::bson::{doc, Document};
+use steam_recsys::connectors::lake::Lake;
+use steam_recsys::connectors::mongodb::{MongoConfig, MongoSink, MongoSource};
+use steam_recsys::connectors::postgres::PostgresConfig;
+use steam_recsys::core::{batch_stream, Sink, TableRef, WriteMode};
+use steam_recsys::pipelines::{connection_test, lake_to_mongodb};
+use steam_recsys::transforms::recommendations_schema;
+
+fn mongo() -> MongoConfig {
+    let uri = std::env::var("STEAM_TEST_MONGODB_URI").unwrap_or_else(|_| {
+        panic!(
+            "STEAM_TEST_MONGODB_URI is not set: run the tests with scripts/test (scripts/services)"
+        )
+    });
+    MongoConfig::from_uri(&uri)
+        .unwrap()
+        .with_database(common::unique_schema("db"))
+}
+
+async fn documents(config: &MongoConfig, collection: &str) -> Vec<Document> {
+    use futures::TryStreamExt;
+    let client = config.client().await.unwrap();
+    client
+        .database(config.database())
+        .collection::<Document>(collection)
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn nested_values_dates_nulls_and_unicode_round_trip() {
+    let point = Fields::from(vec![
+        Field::new("game_id", DataType::Int32, true),
+        Field::new("title", DataType::Utf8, true),
+    ]);
+    let structs = StructArray::new(
+        point.clone(),
+        vec![
+            Arc::new(Int32Array::from(vec![Some(1), None, Some(3)])),
+            Arc::new(StringArray::from(vec![
+                Some("Elden Ring"),
+                Some("日本語 ✓"),
+                None,
+            ])),
+        ],
+        None,
+    );
+    let ints = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+        Some(vec![Some(1), None, Some(i32::MAX)]),
+        Some(vec![]),
+        None,
+    ]);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Int32, false),
+        Field::new("big", DataType::Int64, true),
+        Field::new("score", DataType::Float64, true),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("flag", DataType::Boolean, true),
+        Field::new("day", DataType::Date32, true),
+        Field::new("at", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        Field::new("ints", ints.data_type().clone(), true),
+        Field::new("game", DataType::Struct(point), true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int32Array::from(vec![1, 2, 3])),
+            Arc::new(Int64Array::from(vec![Some(i64::MAX), None, Some(-1)])),
+            Arc::new(Float64Array::from(vec![Some(0.5), Some(-1e300), None])),
+            Arc::new(StringArray::from(vec![
+                Some("Sentinowl"),
+                Some(""),
+                Some("ünïcödé \"q\" 😀"),
+            ])),
+            Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
+            Arc::new(Date32Array::from(vec![Some(19_000), Some(-365), None])),
+            Arc::new(TimestampMillisecondArray::from(vec![
+                Some(1_700_000_000_123),
+                None,
+                Some(0),
+            ])),
+            Arc::new(ints),
+            Arc::new(structs),
+        ],
+    )
+    .unwrap();
+    let config = mongo();
+    let table = TableRef::new("things", schema.clone());
+    MongoSink::new(config.clone())
+        .write(
+            &table,
+            WriteMode::Append,
+            batch_stream(stream::iter([Ok(batch.clone())])),
+        )
+        .await
+        .unwrap();
+    let source = MongoSource::new(config.clone(), "things", schema.clone()).with_batch_size(2);
+    let back = concat_batches(&schema, &source.read_all().await.unwrap()).unwrap();
+    assert_eq!(back, batch);
+    // Integers keep their width; nulls are present as null.
+    let docs = documents(&config, "things").await;
+    assert!(matches!(
+        docs[0].get("user_id"),
+        Some(mongodb::bson::Bson::Int32(1))
+    ));
+    assert!(matches!(
+        docs[0].get("big"),
+        Some(mongodb::bson::Bson::Int64(_))
+    ));
+    assert!(matches!(
+        docs[1].get("big"),
+        Some(mongodb::bson::Bson::Null)
+    ));
+    assert!(matches!(
+        docs[0].get("day"),
+        Some(mongodb::bson::Bson::DateTime(_))
+    ));
+}
+
+/// A recommendations Parquet file for `users`, each recommended `game(user, k)` for k in 0..3.
+fn write_recommendations(path: &std::path::Path, users: std::ops::Range<i32>, salt: i32) {
+    let schema = recommendations_schema();
+    let DataType::List(item) = schema.field(1).data_type().clone() else {
+        unreachable!()
+    };
+    let DataType::Struct(fields) = item.data_type().clone() else {
+        unreachable!()
+    };
+    let n = users.len();
+    let games: Vec<i32> = users
+        .clone()
+        .flat_map(|u| (0..3).map(move |k| u * 10 + k + salt))
+        .collect();
+    let ratings: Vec<f32> = (0..games.len()).map(|i| 1.0 - i as f32 / 1000.0).collect();
+    let structs = StructArray::new(
+        fields,
+        vec![
+            Arc::new(Int32Array::from(games)),
+            Arc::new(Float32Array::from(ratings)),
+        ],
+        None,
+    );
+    let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(3, n));
+    let list = ListArray::new(item, offsets, Arc::new(structs), None);
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int32Array::from_iter_values(users)),
+            Arc::new(list),
+        ],
+    )
+    .unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+#[tokio::test]
+async fn a_rerun_refreshes_one_document_per_user_and_drops_users_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir
+        .path()
+        .join("inference_games_results/user_recommendations.parquet");
+    let lake = Lake::from_url(file.to_str().unwrap()).unwrap();
+    let config = mongo();
+    write_recommendations(&file, 1..51, 0);
+    lake_to_mongodb(&lake, &config, "recsys").await.unwrap();
+    assert_eq!(documents(&config, "recsys").await.len(), 50);
+    write_recommendations(&file, 1..41, 5);
+    let summary = lake_to_mongodb(&lake, &config, "recsys").await.unwrap();
+    assert_eq!(summary.tables[0].rows, 40);
+    let docs = documents(&config, "recsys").await;
+    assert_eq!(docs.len(), 40);
+    let mut users: Vec<i32> = docs.iter().map(|d| d.get_i32("user_id").unwrap()).collect();
+    users.sort();
+    assert_eq!(users, (1..41).collect::<Vec<_>>());
+    let first = docs.iter().find(|d| d.get_i32("user_id") == Ok(7)).unwrap();
+    let recs: Vec<i32> = first
+        .get_array("recommendations")
+        .unwrap()
+        .iter()
+        .map(|b| b.as_i32().unwrap())
+        .collect();
+    assert_eq!(recs, [75, 76, 77], "game ids in order, ratings dropped");
+}
+
+#[tokio::test]
+async fn recommendations_without_the_column_are_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.parquet");
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new(
+            "user_id",
+            DataType::Int32,
+            false,
+        )])),
+        vec![Arc::new(Int32Array::from(vec![1]))],
+    )
+    .unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&file).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let lake = Lake::from_url(file.to_str().unwrap()).unwrap();
+    let err = lake_to_mongodb(&lake, &mongo(), "recsys")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"recommendations\""), "{err}");
+}
+
+/// An nx-27017 server of the test's own, stopped when dropped.
+struct OwnServer(std::process::Child);
+
+impl OwnServer {
+    fn start(port: u16, dir: &std::path::Path) -> OwnServer {
+        let exe = std::env::var("STEAM_TEST_NX_27017")
+            .expect("STEAM_TEST_NX_27017 is set by scripts/services");
+        let child = std::process::Command::new(exe)
+            .args([
+                "--data-dir",
+                "memory",
+                "--host",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .arg("--pid-file")
+            .arg(dir.join(format!("nx-{port}.pid")))
+            .arg("--log-file")
+            .arg(dir.join(format!("nx-{port}.log")))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "nx-27017 did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        OwnServer(child)
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_server_killed_mid_write_is_a_clear_error_and_a_rerun_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = std::sync::Arc::new(std::sync::Mutex::new(Some(OwnServer::start(
+        port,
+        dir.path(),
+    ))));
+    let config = MongoConfig::from_uri(&format!("mongodb://127.0.0.1:{port}/serving"))
+        .unwrap()
+        .with_server_selection_timeout(Duration::from_secs(2));
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "user_id",
+        DataType::Int32,
+        false,
+    )]));
+    let rows = |kill: Option<std::sync::Arc<std::sync::Mutex<Option<OwnServer>>>>| {
+        let schema = schema.clone();
+        batch_stream(futures::StreamExt::then(stream::iter(0..10), move |i| {
+            let kill = kill.clone();
+            let schema = schema.clone();
+            async move {
+                if i == 5 {
+                    if let Some(k) = kill {
+                        k.lock().unwrap().take(); // kills the server
+                    }
+                }
+                Ok(RecordBatch::try_new(
+                    schema,
+                    vec![Arc::new(Int32Array::from_iter_values(
+                        i * 100..i * 100 + 100,
+                    ))],
+                )
+                .unwrap())
+            }
+        }))
+    };
+    let sink = MongoSink::new(config.clone())
+        .with_key(&["user_id"])
+        .with_batch_documents(100);
+    let table = TableRef::new("recsys", schema.clone());
+    let err = sink
+        .write(&table, WriteMode::Replace, rows(Some(server.clone())))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("serving.recsys") && err.contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+    let _again = OwnServer::start(port, dir.path());
+    sink.write(&table, WriteMode::Replace, rows(None))
+        .await
+        .unwrap();
+    let docs = documents(&config, "recsys").await;
+    assert_eq!(docs.len(), 1000);
+}
+
+#[tokio::test]
+async fn connection_test_names_each_backend_down_with_its_cause() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let pg = PostgresConfig::from_url(&format!("postgresql://steam:pw@127.0.0.1:{closed}/steam"))
+        .unwrap()
+        .with_retries(0, Duration::from_millis(1));
+    let lake = Lake::from_url("s3://no-such-bucket-steam-probe/x").unwrap();
+    let down = MongoConfig::from_uri(&format!("mongodb://127.0.0.1:{closed}/db"))
+        .unwrap()
+        .with_server_selection_timeout(Duration::from_millis(500));
+    let checks = connection_test(Some(&pg), Some(&lake), Some((&down, "recsys"))).await;
+    assert_eq!(checks.len(), 3);
+    for c in &checks {
+        let line = c.to_string();
+        assert!(c.result.is_err() && line.contains("FAILED"), "{line}");
+    }
+    assert!(checks[0]
+        .to_string()
+        .contains(&format!("127.0.0.1:{closed}")));
+    assert!(checks[1].to_string().contains("no-such-bucket-steam-probe"));
+    assert!(checks[2]
+        .to_string()
+        .contains(&format!("127.0.0.1:{closed}")));
+
+    // And every backend up.
+    let pg = PostgresConfig::from_url(&common::postgres_url()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::from_url(dir.path().to_str().unwrap()).unwrap();
+    let up = mongo();
+    let checks = connection_test(Some(&pg), Some(&lake), Some((&up, "recsys"))).await;
+    for c in &checks {
+        assert!(c.result.is_ok(), "{c}");
+    }
+}
