@@ -193,12 +193,9 @@ impl Sink for MongoSink {
         let (mut rows, mut bytes) = (0u64, 0u64);
         while let Some(batch) = batches.next().await {
             let batch = batch?;
+            bytes += batch.get_array_memory_size() as u64;
             let docs = to_documents(&target, &batch)?;
             for chunk in docs.chunks(self.batch_documents) {
-                bytes += chunk
-                    .iter()
-                    .map(|d| d.to_string().len() as u64)
-                    .sum::<u64>();
                 if keys.is_empty() {
                     coll.insert_many(chunk)
                         .ordered(false)
