@@ -398,51 +398,24 @@ async fn an_upload_cut_off_leaves_no_object_and_a_rerun_completes() {
     assert_eq!(meta.size, summary.bytes);
 }
 
-/// A moto server of the test's own, stopped when dropped.
-struct OwnMoto(std::process::Child, u16);
-
-impl OwnMoto {
-    /// Starts moto's server with authentication on from the first request, so that keys unknown
-    /// to its IAM are refused.
-    fn with_auth() -> OwnMoto {
-        let exe = std::env::var("STEAM_TEST_MOTO_SERVER")
-            .expect("STEAM_TEST_MOTO_SERVER is set by scripts/services");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new(exe)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("INITIAL_NO_AUTH_ACTION_COUNT", "0")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        OwnMoto(child, port)
-    }
-}
-
-impl Drop for OwnMoto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Starts a moto server of the test's own with authentication on from the first request, so that
+/// keys unknown to its IAM are refused. Returns it and its port.
+fn moto_with_auth() -> (common::OwnServer, u16) {
+    let exe = std::env::var("STEAM_TEST_MOTO_SERVER")
+        .expect("STEAM_TEST_MOTO_SERVER is set by scripts/services");
+    let port = common::free_port();
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .env("INITIAL_NO_AUTH_ACTION_COUNT", "0");
+    (common::OwnServer::start(command, port), port)
 }
 
 #[tokio::test]
 async fn bad_credentials_are_a_clear_error_without_the_secret() {
-    let moto = OwnMoto::with_auth();
+    let (_moto, port) = moto_with_auth();
     let store = AmazonS3Builder::new()
-        .with_endpoint(format!("http://127.0.0.1:{}", moto.1))
+        .with_endpoint(format!("http://127.0.0.1:{port}"))
         .with_allow_http(true)
         .with_bucket_name("steam-test")
         .with_region("us-east-1")

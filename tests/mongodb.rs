@@ -236,61 +236,32 @@ async fn recommendations_without_the_column_are_a_clear_error() {
     assert!(err.contains("\"recommendations\""), "{err}");
 }
 
-/// An nx-27017 server of the test's own, stopped when dropped.
-struct OwnServer(std::process::Child);
-
-impl OwnServer {
-    fn start(port: u16, dir: &std::path::Path) -> OwnServer {
-        let exe = std::env::var("STEAM_TEST_NX_27017")
-            .expect("STEAM_TEST_NX_27017 is set by scripts/services");
-        let child = std::process::Command::new(exe)
-            .args([
-                "--data-dir",
-                "memory",
-                "--host",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .arg("--pid-file")
-            .arg(dir.join(format!("nx-{port}.pid")))
-            .arg("--log-file")
-            .arg(dir.join(format!("nx-{port}.log")))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "nx-27017 did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        OwnServer(child)
-    }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Starts an nx-27017 server of the test's own on `port`, in memory.
+fn nx_server(port: u16, dir: &std::path::Path) -> common::OwnServer {
+    let exe = std::env::var("STEAM_TEST_NX_27017")
+        .expect("STEAM_TEST_NX_27017 is set by scripts/services");
+    let mut command = std::process::Command::new(exe);
+    command
+        .args([
+            "--data-dir",
+            "memory",
+            "--host",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .arg("--pid-file")
+        .arg(dir.join(format!("nx-{port}.pid")))
+        .arg("--log-file")
+        .arg(dir.join(format!("nx-{port}.log")));
+    common::OwnServer::start(command, port)
 }
 
 #[tokio::test]
 async fn the_server_killed_mid_write_is_a_clear_error_and_a_rerun_completes() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = std::sync::Arc::new(std::sync::Mutex::new(Some(OwnServer::start(
-        port,
-        dir.path(),
-    ))));
+    let port = common::free_port();
+    let server = std::sync::Arc::new(std::sync::Mutex::new(Some(nx_server(port, dir.path()))));
     let config = MongoConfig::from_uri(&format!("mongodb://127.0.0.1:{port}/serving"))
         .unwrap()
         .with_server_selection_timeout(Duration::from_secs(2));
@@ -299,7 +270,7 @@ async fn the_server_killed_mid_write_is_a_clear_error_and_a_rerun_completes() {
         DataType::Int32,
         false,
     )]));
-    let rows = |kill: Option<std::sync::Arc<std::sync::Mutex<Option<OwnServer>>>>| {
+    let rows = |kill: Option<std::sync::Arc<std::sync::Mutex<Option<common::OwnServer>>>>| {
         let schema = schema.clone();
         batch_stream(futures::StreamExt::then(stream::iter(0..10), move |i| {
             let kill = kill.clone();
@@ -333,7 +304,7 @@ async fn the_server_killed_mid_write_is_a_clear_error_and_a_rerun_completes() {
         err.contains("serving.recsys") && err.contains(&format!("127.0.0.1:{port}")),
         "{err}"
     );
-    let _again = OwnServer::start(port, dir.path());
+    let _again = nx_server(port, dir.path());
     sink.write(&table, WriteMode::Replace, rows(None))
         .await
         .unwrap();
@@ -343,11 +314,7 @@ async fn the_server_killed_mid_write_is_a_clear_error_and_a_rerun_completes() {
 
 #[tokio::test]
 async fn connection_test_names_each_backend_down_with_its_cause() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = common::free_port();
     let pg = PostgresConfig::from_url(&format!("postgresql://steam:pw@127.0.0.1:{closed}/steam"))
         .unwrap()
         .with_retries(0, Duration::from_millis(1));

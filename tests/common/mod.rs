@@ -168,3 +168,43 @@ pub fn id_label(from: i32, n: i32, text: impl Fn(i32) -> String) -> RecordBatch 
     )
     .unwrap()
 }
+
+/// A server process of a test's own, listening on 127.0.0.1:`port`, killed when dropped.
+pub struct OwnServer(std::process::Child);
+
+impl OwnServer {
+    /// Spawns `command` (output discarded) and waits until `port` accepts connections.
+    pub fn start(mut command: std::process::Command, port: u16) -> OwnServer {
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = OwnServer(child);
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "{command:?} did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        server
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port nothing listens on (at the time of asking).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -132,12 +132,16 @@ impl LakeSource {
                 .filter(col(PARTITION_COLUMN).eq(lit(ScalarValue::Date32(Some(days)))))
                 .map_err(|e| df_error(&target, e))?;
         }
+        Ok(Self::from_frame(target, frame))
+    }
+
+    fn from_frame(target: String, frame: DataFrame) -> Self {
         let schema = Arc::new(frame.schema().as_arrow().clone());
-        Ok(LakeSource {
+        LakeSource {
             target,
             frame,
             schema,
-        })
+        }
     }
 
     /// The Parquet objects at the lake's own prefix, as one table: a single object
@@ -158,12 +162,7 @@ impl LakeSource {
             .table("objects")
             .await
             .map_err(|e| df_error(&target, e))?;
-        let schema = Arc::new(frame.schema().as_arrow().clone());
-        Ok(LakeSource {
-            target,
-            frame,
-            schema,
-        })
+        Ok(Self::from_frame(target, frame))
     }
 
     /// Reads everything into memory (for small tables and tests).

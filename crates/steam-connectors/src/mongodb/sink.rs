@@ -194,18 +194,18 @@ impl Sink for MongoSink {
         while let Some(batch) = batches.next().await {
             let batch = batch?;
             bytes += batch.get_array_memory_size() as u64;
-            let docs = to_documents(&target, &batch)?;
-            for chunk in docs.chunks(self.batch_documents) {
+            let mut docs = to_documents(&target, &batch)?;
+            while !docs.is_empty() {
+                let rest = docs.split_off(docs.len().min(self.batch_documents));
+                let chunk = std::mem::replace(&mut docs, rest);
+                rows += chunk.len() as u64;
                 if keys.is_empty() {
                     coll.insert_many(chunk)
                         .ordered(false)
                         .await
                         .map_err(|e| self.error(&table.name, "insert", e))?;
-                    rows += chunk.len() as u64;
                 } else {
-                    self.upsert(&coll, &keys, chunk.to_vec(), run.as_deref())
-                        .await?;
-                    rows += chunk.len() as u64;
+                    self.upsert(&coll, &keys, chunk, run.as_deref()).await?;
                 }
             }
         }
