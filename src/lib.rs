@@ -4,10 +4,12 @@
 //! - [`core`] (`steam-core`): the `Source`/`Sink` contracts, the table catalog, errors, summaries;
 //! - [`transforms`] (`steam-transforms`): pure Arrow cleaning and conforming;
 //! - [`connectors`] (`steam-connectors`): one module per backend, behind cargo features;
+//! - [`model`] (`steam-model`): ALS training, evaluation and top-k recommendations;
 //! - [`pipelines`] (`steam-pipelines`): the documented pipelines and the CLI.
 #![warn(missing_docs)]
 
 pub use steam_connectors as connectors;
 pub use steam_core as core;
+pub use steam_model as model;
 pub use steam_pipelines as pipelines;
 pub use steam_transforms as transforms;

@@ -1,0 +1,514 @@
+//! Explicit-feedback alternating least squares, as Spark ML's `ALS` runs it.
+
+use nalgebra::{Cholesky, DMatrix, DVector, SMatrix, SVector};
+use rayon::prelude::*;
+use steam_core::{Error, Result};
+
+use crate::ratings::Ratings;
+
+/// Training parameters; the defaults are the reference's (rank 10, 10 iterations, regParam 0.1)
+/// and seed 42.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlsParams {
+    /// The number of latent factors.
+    pub rank: usize,
+    /// Iterations; each solves the items, then the users.
+    pub iterations: usize,
+    /// The regularization λ. As in Spark ML, an entity with n ratings is regularized by λ·n.
+    pub reg_param: f64,
+    /// Seed of the initial factors.
+    pub seed: u64,
+}
+
+impl Default for AlsParams {
+    fn default() -> Self {
+        AlsParams {
+            rank: 10,
+            iterations: 10,
+            reg_param: 0.1,
+            seed: 42,
+        }
+    }
+}
+
+impl AlsParams {
+    fn check(&self) -> Result<()> {
+        let bad = |key: &str, reason: String| {
+            Err(Error::Config {
+                key: key.into(),
+                reason,
+            })
+        };
+        if self.rank == 0 || self.rank > 1024 {
+            return bad("rank", format!("{} is not in 1..=1024", self.rank));
+        }
+        if !(self.reg_param.is_finite() && self.reg_param >= 0.0) {
+            return bad(
+                "reg-param",
+                format!("{} is not a finite number ≥ 0", self.reg_param),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Sorted distinct ids and the dense index of each.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IdIndex {
+    pub(crate) ids: Vec<i32>,
+}
+
+impl IdIndex {
+    fn new(ids: &[i32]) -> Self {
+        let mut ids = ids.to_vec();
+        ids.par_sort_unstable();
+        ids.dedup();
+        IdIndex { ids }
+    }
+
+    pub(crate) fn get(&self, id: i32) -> Option<usize> {
+        self.ids.binary_search(&id).ok()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// Ratings grouped by one side (compressed rows): the entries of entity `e` are
+/// `offsets[e]..offsets[e + 1]` of `others` and `values`.
+struct Grouped {
+    offsets: Vec<usize>,
+    others: Vec<u32>,
+    values: Vec<f32>,
+}
+
+impl Grouped {
+    fn new(n: usize, keys: &[u32], others: &[u32], values: &[f32]) -> Self {
+        let mut offsets = vec![0usize; n + 1];
+        for &k in keys {
+            offsets[k as usize + 1] += 1;
+        }
+        for e in 0..n {
+            offsets[e + 1] += offsets[e];
+        }
+        let mut next = offsets.clone();
+        let mut grouped_others = vec![0u32; keys.len()];
+        let mut grouped_values = vec![0f32; keys.len()];
+        for ((&k, &o), &v) in keys.iter().zip(others).zip(values) {
+            let at = &mut next[k as usize];
+            grouped_others[*at] = o;
+            grouped_values[*at] = v;
+            *at += 1;
+        }
+        Grouped {
+            offsets,
+            others: grouped_others,
+            values: grouped_values,
+        }
+    }
+}
+
+/// Splitmix64, to derive one independent seed per entity.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Spark's initialization: each factor vector drawn from a standard normal distribution and
+/// scaled to unit length; one random stream per entity, so the result does not depend on threads.
+fn initial_factors(n: usize, rank: usize, seed: u64, side: u64) -> Vec<f32> {
+    let mut factors = vec![0f32; n * rank];
+    factors
+        .par_chunks_mut(rank)
+        .enumerate()
+        .for_each(|(e, out)| {
+            let mut rng = fastrand::Rng::with_seed(mix(seed ^ mix(side ^ mix(e as u64))));
+            let mut norm = 0f64;
+            for v in out.iter_mut() {
+                // Box–Muller; 1 - f64() is in (0, 1], so the logarithm is finite.
+                let u1 = 1.0 - rng.f64();
+                let u2 = rng.f64();
+                let g = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                *v = g as f32;
+                norm += g * g;
+            }
+            let norm = norm.sqrt() as f32;
+            if norm > 0.0 {
+                out.iter_mut().for_each(|v| *v /= norm);
+            }
+        });
+    factors
+}
+
+/// The normal equations of entity `e`: the lower triangle of Σ x·xᵀ + λ·n·I into `a` (column-major,
+/// rank × rank) and Σ r·x into `b`, in f64, over the fixed factors x of the entities it rated.
+/// Returns n, its number of ratings.
+fn normal_equations(
+    e: usize,
+    groups: &Grouped,
+    src: &[f32],
+    rank: usize,
+    reg_param: f64,
+    a: &mut [f64],
+    b: &mut [f64],
+    x: &mut [f64],
+) -> usize {
+    a.fill(0.0);
+    b.fill(0.0);
+    let range = groups.offsets[e]..groups.offsets[e + 1];
+    let n = range.len();
+    for j in range {
+        let other = groups.others[j] as usize;
+        for (xd, fd) in x.iter_mut().zip(&src[other * rank..(other + 1) * rank]) {
+            *xd = f64::from(*fd);
+        }
+        let r = f64::from(groups.values[j]);
+        for c in 0..rank {
+            let xc = x[c];
+            b[c] += r * xc;
+            let column = &mut a[c * rank + c..(c + 1) * rank];
+            for (ac, xr) in column.iter_mut().zip(&x[c..]) {
+                *ac += xr * xc;
+            }
+        }
+    }
+    let lambda = reg_param * n as f64;
+    for d in 0..rank {
+        a[d * rank + d] += lambda;
+    }
+    n
+}
+
+fn singular(n: usize) -> Error {
+    Error::Config {
+        key: "reg-param".into(),
+        reason: format!(
+            "the normal equations of an entity with {n} ratings are singular; use a reg-param \
+             above 0"
+        ),
+    }
+}
+
+/// Solves the symmetric positive-definite system (lower triangle of `a`) · x = `b` by Cholesky,
+/// with a stack-allocated matrix of size `N` (the common ranks) or `None` for another size.
+fn solve_fixed<const N: usize>(a: &[f64], b: &mut [f64]) -> Option<bool> {
+    if b.len() != N {
+        return None;
+    }
+    let m = SMatrix::<f64, N, N>::from_fn(|r, c| {
+        let (r, c) = if r >= c { (r, c) } else { (c, r) };
+        a[c * N + r]
+    });
+    let Some(chol) = Cholesky::new(m) else {
+        return Some(false);
+    };
+    let x = chol.solve(&SVector::<f64, N>::from_column_slice(b));
+    b.copy_from_slice(x.as_slice());
+    Some(true)
+}
+
+/// [`solve_fixed`] for any size.
+fn solve_dynamic(a: &[f64], b: &mut [f64]) -> bool {
+    let n = b.len();
+    let m = DMatrix::<f64>::from_fn(n, n, |r, c| {
+        let (r, c) = if r >= c { (r, c) } else { (c, r) };
+        a[c * n + r]
+    });
+    let Some(chol) = Cholesky::new(m) else {
+        return false;
+    };
+    let mut x = DVector::from_column_slice(b);
+    chol.solve_mut(&mut x);
+    b.copy_from_slice(x.as_slice());
+    true
+}
+
+/// One half-iteration: every entity of `dst` solves its regularized least-squares problem against
+/// the fixed factors `src` of the entities it rated: normal equations in f64 with λ·n on the
+/// diagonal, solved by Cholesky.
+fn solve_side(
+    dst: &mut [f32],
+    groups: &Grouped,
+    src: &[f32],
+    rank: usize,
+    reg_param: f64,
+) -> Result<()> {
+    dst.par_chunks_mut(rank).enumerate().try_for_each_init(
+        || (vec![0f64; rank * rank], vec![0f64; rank], vec![0f64; rank]),
+        |(a, b, x), (e, out)| {
+            let n = normal_equations(e, groups, src, rank, reg_param, a, b, x);
+            if n == 0 {
+                out.fill(0.0);
+                return Ok(());
+            }
+            let solved = solve_fixed::<10>(a, b)
+                .or_else(|| solve_fixed::<20>(a, b))
+                .unwrap_or_else(|| solve_dynamic(a, b));
+            if !solved {
+                return Err(singular(n));
+            }
+            for (o, v) in out.iter_mut().zip(b.iter()) {
+                *o = *v as f32;
+            }
+            Ok(())
+        },
+    )
+}
+
+/// A trained model: one factor vector per user and per item seen in training.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlsModel {
+    pub(crate) rank: usize,
+    pub(crate) users: IdIndex,
+    pub(crate) items: IdIndex,
+    pub(crate) user_factors: Vec<f32>,
+    pub(crate) item_factors: Vec<f32>,
+}
+
+impl AlsModel {
+    /// Trains on `ratings`: factors initialized at random (deterministic for the seed), then
+    /// `iterations` rounds of solving all items, then all users, in parallel. An empty input is an
+    /// error.
+    pub fn fit(ratings: &Ratings, params: &AlsParams) -> Result<AlsModel> {
+        params.check()?;
+        if ratings.is_empty() {
+            return Err(Error::Config {
+                key: "ratings".into(),
+                reason: "no ratings to train on".into(),
+            });
+        }
+        let rank = params.rank;
+        let users = IdIndex::new(ratings.users());
+        let items = IdIndex::new(ratings.items());
+        let dense = |index: &IdIndex, ids: &[i32]| -> Vec<u32> {
+            ids.par_iter()
+                .map(|id| index.get(*id).unwrap_or_default() as u32)
+                .collect()
+        };
+        let u = dense(&users, ratings.users());
+        let i = dense(&items, ratings.items());
+        let by_user = Grouped::new(users.len(), &u, &i, ratings.values());
+        drop((u, i));
+        // Grouped from the user groups, so each item's users come in ascending order and the
+        // item solves read the users' factors front to back instead of at random.
+        let owners: Vec<u32> = (0..users.len())
+            .flat_map(|e| {
+                std::iter::repeat_n(e as u32, by_user.offsets[e + 1] - by_user.offsets[e])
+            })
+            .collect();
+        let by_item = Grouped::new(items.len(), &by_user.others, &owners, &by_user.values);
+        drop(owners);
+
+        let mut user_factors = initial_factors(users.len(), rank, params.seed, 1);
+        let mut item_factors = initial_factors(items.len(), rank, params.seed, 2);
+        for _ in 0..params.iterations {
+            solve_side(
+                &mut item_factors,
+                &by_item,
+                &user_factors,
+                rank,
+                params.reg_param,
+            )?;
+            solve_side(
+                &mut user_factors,
+                &by_user,
+                &item_factors,
+                rank,
+                params.reg_param,
+            )?;
+        }
+        Ok(AlsModel {
+            rank,
+            users,
+            items,
+            user_factors,
+            item_factors,
+        })
+    }
+
+    /// The number of latent factors.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// The number of users with factors.
+    pub fn num_users(&self) -> usize {
+        self.users.len()
+    }
+
+    /// The number of items with factors.
+    pub fn num_items(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The user ids, ascending.
+    pub fn user_ids(&self) -> &[i32] {
+        &self.users.ids
+    }
+
+    /// The item ids, ascending.
+    pub fn item_ids(&self) -> &[i32] {
+        &self.items.ids
+    }
+
+    /// The factors of a user, if the user was in the training data.
+    pub fn user_factors(&self, user: i32) -> Option<&[f32]> {
+        let u = self.users.get(user)?;
+        Some(&self.user_factors[u * self.rank..(u + 1) * self.rank])
+    }
+
+    /// The factors of an item, if the item was in the training data.
+    pub fn item_factors(&self, item: i32) -> Option<&[f32]> {
+        let i = self.items.get(item)?;
+        Some(&self.item_factors[i * self.rank..(i + 1) * self.rank])
+    }
+
+    /// The predicted rating (the dot product of the factors, in f32 as Spark computes it), or
+    /// `None` for a user or item not seen in training (Spark's cold start).
+    pub fn predict(&self, user: i32, item: i32) -> Option<f32> {
+        let u = self.user_factors(user)?;
+        let i = self.item_factors(item)?;
+        Some(dot(u, i))
+    }
+}
+
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ratings from a planted rank-2 structure: two taste groups of users and of items, a user
+    /// likes (1.0) the items of its group and not (0.0) the others.
+    fn planted(users: i32, items: i32, per_user: usize, seed: u64) -> Ratings {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut r = Ratings::new();
+        for u in 0..users {
+            for _ in 0..per_user {
+                let i = rng.i32(0..items);
+                let like = (u % 2) == (i % 2);
+                r.push(u, i, if like { 1.0 } else { 0.0 });
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn recovers_a_planted_structure() {
+        let all = planted(400, 60, 12, 1);
+        let (train, test) = all.split(0.2, 3).unwrap();
+        let model = AlsModel::fit(&train, &AlsParams::default()).unwrap();
+        let (mut hits, mut n) = (0, 0);
+        for k in 0..test.len() {
+            let (u, i, r) = (test.users()[k], test.items()[k], test.values()[k]);
+            if let Some(p) = model.predict(u, i) {
+                n += 1;
+                if (p > 0.5) == (r > 0.5) {
+                    hits += 1;
+                }
+            }
+        }
+        assert!(n > 800, "{n} predictions");
+        let accuracy = hits as f64 / n as f64;
+        assert!(accuracy > 0.95, "held-out accuracy {accuracy}");
+    }
+
+    #[test]
+    fn deterministic_for_a_seed_and_different_across_seeds() {
+        let r = planted(100, 20, 8, 2);
+        let a = AlsModel::fit(&r, &AlsParams::default()).unwrap();
+        let b = AlsModel::fit(&r, &AlsParams::default()).unwrap();
+        assert_eq!(a, b);
+        let c = AlsModel::fit(
+            &r,
+            &AlsParams {
+                seed: 43,
+                ..AlsParams::default()
+            },
+        )
+        .unwrap();
+        assert_ne!(a.user_factors, c.user_factors);
+    }
+
+    #[test]
+    fn regularization_scales_with_rating_count() {
+        // One user, one item, rating 1, rank 1: with factor y for the item, the user's solution is
+        // x = y / (y² + λ·1); with λ·n the fixed point of the two solves satisfies
+        // x·y = 1 - λ, i.e. prediction 0.9 for λ = 0.1.
+        let mut r = Ratings::new();
+        r.push(1, 1, 1.0);
+        let params = AlsParams {
+            rank: 1,
+            iterations: 50,
+            ..AlsParams::default()
+        };
+        let model = AlsModel::fit(&r, &params).unwrap();
+        let p = model.predict(1, 1).unwrap();
+        assert!((p - 0.9).abs() < 1e-3, "{p}");
+        // Three copies of the rating: λ·3 against three equal terms, the same fixed point.
+        r.push(1, 1, 1.0);
+        r.push(1, 1, 1.0);
+        let p3 = AlsModel::fit(&r, &params).unwrap().predict(1, 1).unwrap();
+        assert!((p3 - 0.9).abs() < 1e-3, "{p3}");
+        assert_eq!(model.predict(2, 1), None);
+    }
+
+    #[test]
+    fn stack_and_heap_solvers_agree() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let rank = 10;
+        let mut groups_x = Vec::new();
+        for _ in 0..30 {
+            groups_x.push((0..rank).map(|_| rng.f32() - 0.5).collect::<Vec<f32>>());
+        }
+        let src: Vec<f32> = groups_x.concat();
+        let groups = Grouped::new(
+            1,
+            &[0; 30],
+            &(0..30).collect::<Vec<u32>>(),
+            &(0..30).map(|k| (k % 2) as f32).collect::<Vec<f32>>(),
+        );
+        let (mut a, mut b, mut x) = (vec![0.0; 100], vec![0.0; 10], vec![0.0; 10]);
+        assert_eq!(normal_equations(0, &groups, &src, rank, 0.1, &mut a, &mut b, &mut x), 30);
+        let mut fixed = b.clone();
+        assert_eq!(solve_fixed::<10>(&a, &mut fixed), Some(true));
+        assert_eq!(solve_fixed::<20>(&a, &mut b.clone()), None);
+        assert!(solve_dynamic(&a, &mut b));
+        for (f, d) in fixed.iter().zip(&b) {
+            assert!((f - d).abs() < 1e-12, "{f} {d}");
+        }
+        // A singular system (no regularization, fewer ratings than factors) is refused.
+        let (mut a, mut b) = (vec![0.0; 100], vec![1.0; 10]);
+        a[0] = 1.0;
+        assert_eq!(solve_fixed::<10>(&a, &mut b), Some(false));
+    }
+
+    #[test]
+    fn bad_parameters_and_empty_input_are_errors() {
+        let r = planted(10, 5, 3, 4);
+        let e = AlsModel::fit(
+            &r,
+            &AlsParams {
+                rank: 0,
+                ..AlsParams::default()
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("rank"), "{e}");
+        let e = AlsModel::fit(
+            &r,
+            &AlsParams {
+                reg_param: f64::NAN,
+                ..AlsParams::default()
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("reg-param"), "{e}");
+        assert!(AlsModel::fit(&Ratings::new(), &AlsParams::default()).is_err());
+    }
+}
