@@ -9,6 +9,7 @@ use steam_connectors::mongodb::MongoConfig;
 use steam_connectors::postgres::PostgresConfig;
 use steam_core::{Error, Result};
 
+use crate::config::{ConfigFile, Profile};
 use crate::{
     generate, postgres_init, process, source_to_lake, GenerateOptions, InitInput, ProcessOptions,
     SourceToLakeOptions, TableGroup,
@@ -18,6 +19,13 @@ use crate::{
 #[derive(Debug, Parser)]
 #[command(name = "steam-recsys", version, about)]
 pub struct Cli {
+    /// Configuration file of named profiles (TOML: PostgreSQL, lakes, MongoDB; see
+    /// steam_pipelines::config). Flags and their environment variables override it.
+    #[arg(long, global = true, env = "STEAM_RECSYS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The profile of the configuration file to use.
+    #[arg(long, global = true, env = "STEAM_RECSYS_PROFILE", default_value = ConfigFile::DEFAULT_PROFILE)]
+    pub profile: String,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
@@ -26,6 +34,22 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Fetch the real dataset's raw files from HuggingFace (resumable, with verified sizes and
+    /// checksums). A token for a private or gated repository is read from HF_TOKEN only.
+    Download {
+        /// Directory to write games_description.csv, games_ranking.csv, steam_game_reviews.csv to.
+        #[arg(long)]
+        out: PathBuf,
+        /// The Hub's base URL.
+        #[arg(long, env = "HF_ENDPOINT", default_value = crate::download::DEFAULT_ENDPOINT)]
+        endpoint: String,
+        /// The dataset repository, owner/name.
+        #[arg(long, default_value = crate::download::DEFAULT_REPO)]
+        repo: String,
+        /// The branch, tag or commit.
+        #[arg(long, default_value = crate::download::DEFAULT_REVISION)]
+        revision: String,
+    },
     /// Generate the three raw files in the scraper's formats (deterministic for a seed).
     Generate {
         /// Directory to write games_description.csv, games_ranking.csv, steam_game_reviews.csv to.
@@ -100,12 +124,14 @@ pub enum Command {
         /// Schema to read [default: POSTGRES_SCHEMA, else recsys].
         #[arg(long)]
         schema: Option<String>,
-        /// Lake of the raw layer: s3://, gs://, az://, file:// or a local path.
-        #[arg(long, env = "RAW_LAKE_URL", default_value = crate::source_to_lake::DEFAULT_RAW_LAKE)]
-        raw_lake: String,
-        /// Lake of the conformed layer.
-        #[arg(long, env = "CONFORMED_LAKE_URL", default_value = crate::source_to_lake::DEFAULT_CONFORMED_LAKE)]
-        conformed_lake: String,
+        /// Lake of the raw layer: s3://, gs://, az://, file:// or a local path [default: the
+        /// profile's lake.raw, else gs://raw_games_data].
+        #[arg(long, env = "RAW_LAKE_URL")]
+        raw_lake: Option<String>,
+        /// Lake of the conformed layer [default: the profile's lake.conformed, else
+        /// gs://conformed_games_data].
+        #[arg(long, env = "CONFORMED_LAKE_URL")]
+        conformed_lake: Option<String>,
         /// Run date, YYYY-MM-DD: the partition written [default: today, UTC].
         #[arg(long)]
         date: Option<chrono::NaiveDate>,
@@ -114,18 +140,20 @@ pub enum Command {
     /// collection keyed on user_id (the reference's gcs_to_mongodb).
     #[command(alias = "gcs-to-mongodb")]
     LakeToMongodb {
-        /// The Parquet object or prefix, such as gs://inference_games_results/user_recommendations.parquet.
+        /// The Parquet object or prefix [default: user_recommendations.parquet in the results
+        /// lake: RESULTS_LAKE_URL, else the profile's lake.results, else
+        /// gs://inference_games_results].
         #[arg(long)]
-        source: String,
+        source: Option<String>,
         /// MongoDB URI [default: MONGODB_URI, else MONGODB_HOST, MONGODB_USER, MONGODB_PASSWORD].
         #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
         mongodb_uri: Option<String>,
         /// Database [default: the URI's, else MONGODB_DATABASE, else steam_recsys].
         #[arg(long)]
         database: Option<String>,
-        /// Collection.
-        #[arg(long, default_value = crate::serving::DEFAULT_COLLECTION)]
-        collection: String,
+        /// Collection [default: the profile's mongodb.collection, else recsys].
+        #[arg(long)]
+        collection: Option<String>,
         /// refresh (one document per user, users gone removed) or insert (append documents).
         #[arg(long, default_value = "refresh")]
         mode: String,
@@ -135,67 +163,315 @@ pub enum Command {
         /// PostgreSQL URL [default: POSTGRES_URL, else the POSTGRES_* variables].
         #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
         postgres_url: Option<String>,
-        /// A lake URL to list and write a probe object to.
+        /// A lake URL to list and write a probe object to [default: the profile's
+        /// lake.conformed].
         #[arg(long, env = "CONFORMED_LAKE_URL")]
         lake: Option<String>,
         /// MongoDB URI [default: MONGODB_URI, else the MONGODB_* variables].
         #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
         mongodb_uri: Option<String>,
-        /// Collection to read up to 5 documents from.
-        #[arg(long, default_value = crate::serving::DEFAULT_COLLECTION)]
-        collection: String,
+        /// Collection to read up to 5 documents from [default: the profile's
+        /// mongodb.collection, else recsys].
+        #[arg(long)]
+        collection: Option<String>,
+    },
+    /// Train ALS on games_reviews and write every user's top 10 (the reference's Spark ML
+    /// notebook): explicit feedback, ratings = recommendation as 1/0, Spark's regularization.
+    Train {
+        /// The ratings: a Parquet object, a directory of them, or a conformed table such as
+        /// gs://conformed_games_data/games_reviews (its latest record_created_dt partition).
+        #[arg(long)]
+        reviews: String,
+        /// Where user_recommendations goes, one Parquet object replaced whole [default:
+        /// user_recommendations.parquet in the results lake: RESULTS_LAKE_URL, else the profile's
+        /// lake.results, else gs://inference_games_results].
+        #[arg(long)]
+        out: Option<String>,
+        /// With a conformed table: the partition to read [default: the latest].
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        /// Held-out ratings to evaluate on (then --holdout is not used).
+        #[arg(long)]
+        test: Option<String>,
+        /// Fraction of the ratings held out at random for evaluation; 0 trains on all of them.
+        #[arg(long, default_value_t = 0.2)]
+        holdout: f64,
+        /// Latent factors.
+        #[arg(long, default_value_t = 10)]
+        rank: usize,
+        /// Iterations.
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+        /// Regularization λ (scaled by each user's and item's number of ratings, as in Spark).
+        #[arg(long, default_value_t = 0.1)]
+        reg_param: f64,
+        /// Seed of the initial factors and of the split.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Recommendations per user.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// Run a composition of pipelines.
+    Run {
+        /// Which.
+        #[command(subcommand)]
+        what: RunCommand,
     },
     /// Run SQL (DataFusion) over the conformed tables of a lake, each registered by its name.
     Sql {
         /// The query, such as "SELECT count(*) FROM games_reviews".
         query: String,
-        /// The lake: s3://, gs://, az://, file:// or a local path.
+        /// The conformed lake: s3://, gs://, az://, file:// or a local path [default: the
+        /// profile's lake.conformed, else gs://conformed_games_data].
         #[arg(long, env = "CONFORMED_LAKE_URL")]
-        lake: String,
+        lake: Option<String>,
     },
 }
 
-/// The MongoDB configuration from a URI flag, else the `MONGODB_*` variables; `None` if neither.
-pub fn mongo_config(uri: Option<&str>, database: Option<&str>) -> Result<Option<MongoConfig>> {
-    let config = match uri {
-        Some(uri) => Some(MongoConfig::from_uri(uri)?),
-        None => MongoConfig::from_env()?,
-    };
-    Ok(config.map(|c| match database {
-        Some(db) => c.with_database(db),
-        None => c,
-    }))
+/// Compositions of pipelines.
+#[derive(Debug, Subcommand)]
+pub enum RunCommand {
+    /// The whole offline loop: generate (or --raw DIR) → process → postgres-init →
+    /// source-to-lake (all tables) → train → lake-to-mongodb, then one report.
+    All {
+        /// Directory of the three raw files to use instead of generated ones (such as
+        /// `download`'s).
+        #[arg(long)]
+        raw: Option<PathBuf>,
+        /// Without --raw: reviews to generate.
+        #[arg(long, default_value_t = 100_000, conflicts_with = "raw")]
+        reviews: u64,
+        /// Without --raw: seed of the generator.
+        #[arg(long, default_value_t = 42, conflicts_with = "raw")]
+        seed: u64,
+        /// Working directory: raw/ (generated), processed/ (the eleven tables and their
+        /// _rejected/ ledgers).
+        #[arg(long, default_value = "data/run")]
+        work: PathBuf,
+        /// Year given to year-less review dates [default: the current year].
+        #[arg(long)]
+        reference_year: Option<i32>,
+        /// PostgreSQL URL [default: POSTGRES_URL, else the POSTGRES_* variables, else the
+        /// profile's postgres].
+        #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
+        postgres_url: Option<String>,
+        /// Schema [default: POSTGRES_SCHEMA, else the profile's, else recsys].
+        #[arg(long)]
+        schema: Option<String>,
+        /// Raw layer [default: RAW_LAKE_URL, else the profile's lake.raw, else gs://raw_games_data].
+        #[arg(long, env = "RAW_LAKE_URL")]
+        raw_lake: Option<String>,
+        /// Conformed layer [default: CONFORMED_LAKE_URL, else the profile's lake.conformed, else
+        /// gs://conformed_games_data].
+        #[arg(long, env = "CONFORMED_LAKE_URL")]
+        conformed_lake: Option<String>,
+        /// Results lake: user_recommendations.parquet goes there [default: RESULTS_LAKE_URL, else
+        /// the profile's lake.results, else gs://inference_games_results].
+        #[arg(long, env = "RESULTS_LAKE_URL")]
+        results_lake: Option<String>,
+        /// MongoDB URI [default: MONGODB_URI, else the MONGODB_* variables, else the profile's].
+        #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+        mongodb_uri: Option<String>,
+        /// Database [default: the URI's, else the profile's, else steam_recsys].
+        #[arg(long)]
+        database: Option<String>,
+        /// Collection [default: the profile's mongodb.collection, else recsys].
+        #[arg(long)]
+        collection: Option<String>,
+        /// Run date, YYYY-MM-DD [default: today, UTC].
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        /// Fraction of ratings held out to evaluate the model.
+        #[arg(long, default_value_t = 0.2)]
+        holdout: f64,
+        /// No spinners on stderr.
+        #[arg(long)]
+        no_progress: bool,
+    },
 }
 
-/// The PostgreSQL configuration from a URL flag, else the `POSTGRES_*` variables, with a schema
-/// flag over `POSTGRES_SCHEMA` over `recsys`.
-pub fn postgres_config(url: Option<&str>, schema: Option<&str>) -> Result<PostgresConfig> {
-    let env = PostgresConfig::from_env()?;
-    let mut config = match (url, env) {
-        (Some(url), _) => PostgresConfig::from_url(url)?,
-        (None, Some(env)) => env,
-        (None, None) => {
-            return Err(Error::Config {
-                key: "--postgres-url".into(),
-                reason: "no PostgreSQL server given: pass --postgres-url or set POSTGRES_HOST \
-                         and the other POSTGRES_* variables"
-                    .into(),
-            })
+/// Connection settings from the configuration file's profile, below flags and environment
+/// variables.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The chosen profile, if a configuration file was given.
+    pub profile: Option<Profile>,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Settings {
+    /// Reads `.env` from the current directory, then the configuration file (if any) and `.env`
+    /// beside it, and chooses `profile`. Variables already set are never overridden. A profile's
+    /// `lake.google_service_account_key` is exported as `GOOGLE_SERVICE_ACCOUNT` for object_store
+    /// unless a Google variable is already set.
+    pub fn load(config: Option<&std::path::Path>, profile: &str) -> Result<Settings> {
+        crate::config::load_dotenv(std::path::Path::new("."))?;
+        let Some(path) = config else {
+            return Ok(Settings::default());
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::config::load_dotenv(dir)?;
         }
-    };
-    let env_schema = std::env::var("POSTGRES_SCHEMA")
-        .ok()
-        .filter(|s| !s.is_empty());
-    if let Some(schema) = schema.map(str::to_owned).or(env_schema) {
-        config = config.with_schema(schema);
+        let profile = ConfigFile::load(path)?.profile(profile)?;
+        if let Some(key) = &profile.lake.google_service_account_key {
+            if env_var("GOOGLE_SERVICE_ACCOUNT").is_none()
+                && env_var("GOOGLE_SERVICE_ACC_KEY_FILEPATH").is_none()
+            {
+                // Set before any thread that reads the environment is started.
+                std::env::set_var("GOOGLE_SERVICE_ACCOUNT", key);
+            }
+        }
+        Ok(Settings {
+            profile: Some(profile),
+        })
     }
-    Ok(config)
+
+    /// A lake URL: the flag (or its variable), else the profile's, else `default`.
+    fn lake_url(
+        &self,
+        flag: Option<String>,
+        pick: fn(&crate::config::LakeProfile) -> Option<&String>,
+        default: &str,
+    ) -> String {
+        flag.or_else(|| self.profile.as_ref().and_then(|p| pick(&p.lake)).cloned())
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    /// The raw layer's URL.
+    pub fn raw_lake(&self, flag: Option<String>) -> String {
+        self.lake_url(
+            flag,
+            |l| l.raw.as_ref(),
+            crate::source_to_lake::DEFAULT_RAW_LAKE,
+        )
+    }
+
+    /// The conformed layer's URL.
+    pub fn conformed_lake(&self, flag: Option<String>) -> String {
+        self.lake_url(
+            flag,
+            |l| l.conformed.as_ref(),
+            crate::source_to_lake::DEFAULT_CONFORMED_LAKE,
+        )
+    }
+
+    /// The user_recommendations object: the flag, else `user_recommendations.parquet` in the
+    /// results lake (`RESULTS_LAKE_URL`, else the profile's, else the reference's bucket).
+    pub fn results_object(&self, flag: Option<String>) -> String {
+        flag.unwrap_or_else(|| {
+            let lake = self.lake_url(
+                env_var("RESULTS_LAKE_URL"),
+                |l| l.results.as_ref(),
+                crate::train::DEFAULT_RESULTS_LAKE,
+            );
+            format!(
+                "{}/{}.parquet",
+                lake.trim_end_matches('/'),
+                crate::train::RESULTS_TABLE
+            )
+        })
+    }
+
+    /// The served collection: the flag, else the profile's, else `recsys`.
+    pub fn collection(&self, flag: Option<String>) -> String {
+        flag.or_else(|| {
+            self.profile
+                .as_ref()
+                .and_then(|p| p.mongodb.as_ref())
+                .and_then(|m| m.collection.clone())
+        })
+        .unwrap_or_else(|| crate::serving::DEFAULT_COLLECTION.to_owned())
+    }
+
+    /// The PostgreSQL configuration: the URL flag (or `POSTGRES_URL`), else the `POSTGRES_*`
+    /// variables, else the profile's; schema from the flag, else `POSTGRES_SCHEMA`, else the
+    /// profile's, else `recsys`. `None` if none of them names a server.
+    pub fn postgres(
+        &self,
+        url: Option<&str>,
+        schema: Option<&str>,
+    ) -> Result<Option<PostgresConfig>> {
+        let profile = self.profile.as_ref().and_then(|p| p.postgres.as_ref());
+        let mut config = match (url, PostgresConfig::from_env()?) {
+            (Some(url), _) => PostgresConfig::from_url(url)?,
+            (None, Some(env)) => env,
+            (None, None) => match profile.filter(|p| p.has_server()) {
+                Some(p) => p.to_config()?,
+                None => return Ok(None),
+            },
+        };
+        let schema = schema
+            .map(str::to_owned)
+            .or_else(|| env_var("POSTGRES_SCHEMA"))
+            .or_else(|| profile.and_then(|p| p.schema.clone()));
+        if let Some(schema) = schema {
+            config = config.with_schema(schema);
+        }
+        Ok(Some(config))
+    }
+
+    /// [`Settings::postgres`], where a server is required.
+    pub fn require_postgres(
+        &self,
+        url: Option<&str>,
+        schema: Option<&str>,
+    ) -> Result<PostgresConfig> {
+        self.postgres(url, schema)?.ok_or_else(|| Error::Config {
+            key: "--postgres-url".into(),
+            reason: "no PostgreSQL server given: pass --postgres-url, set POSTGRES_URL or \
+                     POSTGRES_HOST and the other POSTGRES_* variables, or give a --config \
+                     file with a postgres section"
+                .into(),
+        })
+    }
+
+    /// The MongoDB configuration: the URI flag (or `MONGODB_URI`), else the `MONGODB_*`
+    /// variables, else the profile's (with its database); a database flag overrides the
+    /// database. `None` if none of them names a server.
+    pub fn mongo(&self, uri: Option<&str>, database: Option<&str>) -> Result<Option<MongoConfig>> {
+        let profile = self.profile.as_ref().and_then(|p| p.mongodb.as_ref());
+        let config = match uri {
+            Some(uri) => Some(MongoConfig::from_uri(uri)?),
+            None => match MongoConfig::from_env()? {
+                Some(env) => Some(env),
+                None => profile
+                    .filter(|p| p.has_server())
+                    .map(|p| p.to_config())
+                    .transpose()?,
+            },
+        };
+        Ok(config.map(|c| match database {
+            Some(db) => c.with_database(db),
+            None => c,
+        }))
+    }
+
+    /// [`Settings::mongo`], where a server is required.
+    pub fn require_mongo(&self, uri: Option<&str>, database: Option<&str>) -> Result<MongoConfig> {
+        self.mongo(uri, database)?.ok_or_else(|| Error::Config {
+            key: "--mongodb-uri".into(),
+            reason: "no MongoDB given: pass --mongodb-uri, set MONGODB_URI or MONGODB_HOST, or \
+                     give a --config file with a mongodb section"
+                .into(),
+        })
+    }
 }
 
 /// Parses the command line, runs the command, prints its summary; errors go to stderr with a
 /// non-zero exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref(), &cli.profile) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -213,7 +489,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run_with(cli.command, &settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -227,9 +503,33 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Runs one command.
+/// Runs one command with flags and environment variables only.
 pub async fn run(command: Command) -> Result<()> {
+    run_with(command, &Settings::default()).await
+}
+
+/// Runs one command, taking what flags and environment variables leave unset from `settings`.
+pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
     match command {
+        Command::Download {
+            out,
+            endpoint,
+            repo,
+            revision,
+        } => {
+            let mut options = crate::download::DownloadOptions::from_env(out);
+            options.endpoint = endpoint;
+            options.repo = repo;
+            options.revision = revision;
+            let summary = crate::download::download(&options).await?;
+            print!("{summary}");
+            println!(
+                "\n{} raw files of {} in {}",
+                summary.files.len(),
+                options.repo,
+                options.out.display()
+            );
+        }
         Command::Generate {
             out,
             reviews,
@@ -284,7 +584,7 @@ pub async fn run(command: Command) -> Result<()> {
             strict,
             ledger_dir,
         } => {
-            let config = postgres_config(postgres_url.as_deref(), schema.as_deref())?;
+            let config = settings.require_postgres(postgres_url.as_deref(), schema.as_deref())?;
             let input = match (processed, raw) {
                 (Some(dir), _) => InitInput::Processed(dir),
                 (None, Some(raw)) => {
@@ -330,11 +630,11 @@ pub async fn run(command: Command) -> Result<()> {
             conformed_lake,
             date,
         } => {
-            let config = postgres_config(postgres_url.as_deref(), schema.as_deref())?;
+            let config = settings.require_postgres(postgres_url.as_deref(), schema.as_deref())?;
             let options = SourceToLakeOptions {
                 group: tables.parse::<TableGroup>()?,
-                raw: Lake::from_url(&raw_lake)?,
-                conformed: Lake::from_url(&conformed_lake)?,
+                raw: Lake::from_url(&settings.raw_lake(raw_lake))?,
+                conformed: Lake::from_url(&settings.conformed_lake(conformed_lake))?,
                 date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
             };
             let summary = source_to_lake(&config, &options).await?;
@@ -344,8 +644,95 @@ pub async fn run(command: Command) -> Result<()> {
                 options.raw, options.conformed, options.date
             );
         }
+        Command::Train {
+            reviews,
+            out,
+            date,
+            test,
+            holdout,
+            rank,
+            iterations,
+            reg_param,
+            seed,
+            top,
+        } => {
+            let mut options = crate::TrainOptions::new(
+                Lake::from_url(&reviews)?,
+                Lake::from_url(&settings.results_object(out))?,
+            );
+            options.date = date;
+            options.test = test.as_deref().map(Lake::from_url).transpose()?;
+            options.holdout = holdout;
+            options.params = steam_model::AlsParams {
+                rank,
+                iterations,
+                reg_param,
+                seed,
+            };
+            options.top_k = top;
+            let report = crate::train(&options).await?;
+            print!("{report}");
+            println!("\nwrote {} to {}", crate::train::RESULTS_TABLE, options.out);
+        }
+        Command::Run {
+            what:
+                RunCommand::All {
+                    raw,
+                    reviews,
+                    seed,
+                    work,
+                    reference_year,
+                    postgres_url,
+                    schema,
+                    raw_lake,
+                    conformed_lake,
+                    results_lake,
+                    mongodb_uri,
+                    database,
+                    collection,
+                    date,
+                    holdout,
+                    no_progress,
+                },
+        } => {
+            let results = match results_lake {
+                Some(lake) => format!(
+                    "{}/{}.parquet",
+                    lake.trim_end_matches('/'),
+                    crate::train::RESULTS_TABLE
+                ),
+                None => settings.results_object(None),
+            };
+            let options = crate::RunAllOptions {
+                input: match raw {
+                    Some(dir) => crate::RawInput::Dir(dir),
+                    None => crate::RawInput::Generate { reviews, seed },
+                },
+                work,
+                reference_year: reference_year.unwrap_or_else(crate::process::current_year),
+                postgres: settings.require_postgres(postgres_url.as_deref(), schema.as_deref())?,
+                raw_lake: Lake::from_url(&settings.raw_lake(raw_lake))?,
+                conformed_lake: Lake::from_url(&settings.conformed_lake(conformed_lake))?,
+                results: Lake::from_url(&results)?,
+                mongo: settings.require_mongo(mongodb_uri.as_deref(), database.as_deref())?,
+                collection: settings.collection(collection),
+                date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
+                als: steam_model::AlsParams::default(),
+                holdout,
+                progress: !no_progress,
+            };
+            let report = crate::run_all(&options).await?;
+            print!("{report}");
+            println!(
+                "\nserved {} documents in {}.{} at {}",
+                report.served(),
+                options.mongo.database(),
+                options.collection,
+                options.mongo.describe()
+            );
+        }
         Command::Sql { query, lake } => {
-            let lake = Lake::from_url(&lake)?;
+            let lake = Lake::from_url(&settings.conformed_lake(lake))?;
             let batches = steam_connectors::lake::sql(&lake, &query).await?;
             let table = arrow::util::pretty::pretty_format_batches(&batches)
                 .map_err(|e| Error::arrow("formatting the result", e))?;
@@ -370,14 +757,9 @@ pub async fn run(command: Command) -> Result<()> {
                     })
                 }
             };
-            let mongo =
-                mongo_config(mongodb_uri.as_deref(), database.as_deref())?.ok_or_else(|| {
-                    Error::Config {
-                        key: "--mongodb-uri".into(),
-                        reason: "no MongoDB given: pass --mongodb-uri or set MONGODB_HOST".into(),
-                    }
-                })?;
-            let lake = Lake::from_url(&source)?;
+            let mongo = settings.require_mongo(mongodb_uri.as_deref(), database.as_deref())?;
+            let collection = settings.collection(collection);
+            let lake = Lake::from_url(&settings.results_object(source))?;
             let summary =
                 crate::serving::lake_to_mongodb_with(&lake, &mongo, &collection, mode).await?;
             print!("{summary}");
@@ -394,17 +776,24 @@ pub async fn run(command: Command) -> Result<()> {
             mongodb_uri,
             collection,
         } => {
-            let pg = match (&postgres_url, PostgresConfig::from_env()?) {
-                (Some(url), _) => Some(PostgresConfig::from_url(url)?),
-                (None, env) => env,
-            };
-            let lake = lake.as_deref().map(Lake::from_url).transpose()?;
-            let mongo = mongo_config(mongodb_uri.as_deref(), None)?;
+            let pg = settings.postgres(postgres_url.as_deref(), None)?;
+            let lake = lake
+                .or_else(|| {
+                    settings
+                        .profile
+                        .as_ref()
+                        .and_then(|p| p.lake.conformed.clone())
+                })
+                .as_deref()
+                .map(Lake::from_url)
+                .transpose()?;
+            let mongo = settings.mongo(mongodb_uri.as_deref(), None)?;
+            let collection = settings.collection(collection);
             if pg.is_none() && lake.is_none() && mongo.is_none() {
                 return Err(Error::Config {
                     key: "connection-test".into(),
                     reason: "nothing to check: give --postgres-url, --lake or --mongodb-uri \
-                             (or their environment variables)"
+                             (or their environment variables, or a --config file)"
                         .into(),
                 });
             }

@@ -3,23 +3,36 @@
 //!
 //! | pipeline | function | CLI |
 //! |---|---|---|
+//! | fetch the real raw files from HuggingFace | [`download::download`] | `steam-recsys download` |
 //! | generate raw data | [`generate::generate`] | `steam-recsys generate` |
 //! | raw → eleven processed tables | [`process::process`] | `steam-recsys process` |
 //! | tables → PostgreSQL (postgres_initialization) | [`postgres_init::postgres_init`] | `steam-recsys postgres-init` |
 //! | lake → MongoDB (gcs_to_mongodb) | [`serving::lake_to_mongodb`] | `steam-recsys lake-to-mongodb` |
 //! | check every backend (connection_testing) | [`serving::connection_test`] | `steam-recsys connection-test` |
 //! | PostgreSQL → lake, raw CSV + conformed Parquet (source_to_gcs_*) | [`source_to_lake::source_to_lake`] | `steam-recsys source-to-lake` |
+//! | the whole loop, generate (or given raw files) → … → MongoDB | [`run_all::run_all`] | `steam-recsys run all` |
+//! | ALS training → user_recommendations (the reference's Spark notebook) | [`train::train`] | `steam-recsys train` |
+//!
+//! Connection settings can come from a configuration file of named profiles: see [`config`].
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod config;
+pub mod download;
 pub mod generate;
 pub mod postgres_init;
 pub mod process;
+pub mod run_all;
 pub mod serving;
 pub mod source_to_lake;
+pub mod train;
 
+pub use config::{load_dotenv, ConfigFile, LakeProfile, MongoProfile, PostgresProfile, Profile};
+pub use download::{download, DownloadOptions, DownloadSummary, FileDownload};
 pub use generate::{generate, GenerateOptions, Generated};
 pub use postgres_init::{postgres_init, InitInput};
 pub use process::{process, ProcessOptions};
+pub use run_all::{run_all, RawInput, RunAllOptions, RunAllReport};
 pub use serving::{connection_test, lake_to_mongodb, lake_to_mongodb_with, Check};
 pub use source_to_lake::{source_to_lake, SourceToLakeOptions, TableGroup};
+pub use train::{train, TrainOptions, TrainReport};

@@ -15,6 +15,7 @@
 //! - [`LakeCsvSink`]: the raw layer, `<prefix>/<table>.csv` with a header.
 //! - [`LakeParquetSink`]: the conformed layer,
 //!   `<prefix>/<table>/record_created_dt=YYYY-MM-DD/part-00000.parquet`.
+//! - [`ParquetObjectSink`]: one Parquet object at the URL's own path (training results).
 //! - [`LakeSource`]: a conformed table (all partitions or one date) as an Arrow stream.
 //! - [`sql`]: DataFusion SQL over the conformed tables of a lake.
 //!
@@ -22,6 +23,7 @@
 //! bounded and the object appears whole or not at all: a failed write never leaves a partial object
 //! and never touches the object it would have replaced.
 
+mod object;
 mod read;
 mod upload;
 mod write;
@@ -35,6 +37,7 @@ use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
 use steam_core::{Error, Result};
 use url::Url;
 
+pub use object::ParquetObjectSink;
 pub use read::{sql, LakeSource};
 pub use write::{LakeCsvSink, LakeParquetSink};
 
@@ -98,8 +101,18 @@ impl Lake {
             Ok(u) => u,
             // A plain path is a local directory.
             Err(url::ParseError::RelativeUrlWithoutBase) => {
-                let dir = std::path::absolute(url).map_err(|e| bad(e.to_string()))?;
-                Url::from_directory_path(&dir).map_err(|_| bad("not a usable path".into()))?
+                let path = std::path::absolute(url).map_err(|e| bad(e.to_string()))?;
+                // A file (existing, or named like one of ours) or else a directory.
+                let file = path.is_file()
+                    || path
+                        .extension()
+                        .is_some_and(|e| e == "parquet" || e == "csv");
+                if file {
+                    Url::from_file_path(&path)
+                } else {
+                    Url::from_directory_path(&path)
+                }
+                .map_err(|_| bad("not a usable path".into()))?
             }
             Err(e) => return Err(bad(e.to_string())),
         };

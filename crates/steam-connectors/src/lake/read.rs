@@ -165,6 +165,31 @@ impl LakeSource {
         Ok(Self::from_frame(target, frame))
     }
 
+    /// Only these columns, in this order: the others are not read from the objects. A column the
+    /// table lacks is an error naming it.
+    pub fn select(self, columns: &[&str]) -> Result<Self> {
+        for c in columns {
+            if self.schema.index_of(c).is_err() {
+                let found: Vec<&str> = self
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect();
+                return Err(Error::MissingColumn {
+                    file: self.target.clone(),
+                    column: (*c).to_owned(),
+                    found: found.join(", "),
+                });
+            }
+        }
+        let frame = self
+            .frame
+            .select_columns(columns)
+            .map_err(|e| df_error(&self.target, e))?;
+        Ok(Self::from_frame(self.target, frame))
+    }
+
     /// Reads everything into memory (for small tables and tests).
     pub async fn read_all(&self) -> Result<Vec<RecordBatch>> {
         self.read().await?.try_collect().await

@@ -19,7 +19,7 @@ use super::upload::upload;
 use super::{Lake, PARTITION_COLUMN};
 use crate::files::{check_table_name, writer_properties};
 
-fn replace_only(mode: &WriteMode) -> Result<()> {
+pub(super) fn replace_only(mode: &WriteMode) -> Result<()> {
     if *mode != WriteMode::Replace {
         return Err(Error::Unsupported {
             backend: "lake",
@@ -30,7 +30,7 @@ fn replace_only(mode: &WriteMode) -> Result<()> {
 }
 
 /// Checks each batch has the table's columns, by name and type, in order.
-fn checked(table: &TableRef, batches: BatchStream) -> BatchStream {
+pub(super) fn checked(table: &TableRef, batches: BatchStream) -> BatchStream {
     let schema = table.schema.clone();
     let name = table.name.clone();
     batch_stream(batches.and_then(move |batch| {

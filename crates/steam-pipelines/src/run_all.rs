@@ -1,0 +1,309 @@
+//! The whole offline loop in one run: raw files → process → postgres_initialization →
+//! source_to_gcs (all tables) → train → gcs_to_mongodb, with one report at the end.
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use steam_connectors::lake::Lake;
+use steam_connectors::mongodb::MongoConfig;
+use steam_connectors::postgres::PostgresConfig;
+use steam_core::{Result, RunSummary, StageSummary, Table};
+use steam_model::AlsParams;
+
+use crate::{
+    generate, postgres_init, process, serving, source_to_lake, train, GenerateOptions, InitInput,
+    ProcessOptions, SourceToLakeOptions, TableGroup, TrainOptions, TrainReport,
+};
+
+/// Where the raw files come from.
+#[derive(Debug, Clone)]
+pub enum RawInput {
+    /// Generated into `<work>/raw` first.
+    Generate {
+        /// Reviews to generate.
+        reviews: u64,
+        /// Seed of the generator.
+        seed: u64,
+    },
+    /// A directory that already holds the three raw files (such as `steam-recsys download`'s).
+    Dir(PathBuf),
+}
+
+/// Options of [`run_all`].
+#[derive(Debug, Clone)]
+pub struct RunAllOptions {
+    /// The raw files.
+    pub input: RawInput,
+    /// Working directory: `raw/` (when generated), `processed/` (the eleven tables) and
+    /// `processed/_rejected/` (the ledgers).
+    pub work: PathBuf,
+    /// Year given to year-less review dates.
+    pub reference_year: i32,
+    /// PostgreSQL, with the schema to load into and export from.
+    pub postgres: PostgresConfig,
+    /// The raw layer.
+    pub raw_lake: Lake,
+    /// The conformed layer; training reads `<conformed>/games_reviews`, the run date's partition.
+    pub conformed_lake: Lake,
+    /// The user_recommendations object.
+    pub results: Lake,
+    /// MongoDB, with its database.
+    pub mongo: MongoConfig,
+    /// The collection served.
+    pub collection: String,
+    /// The run date: the conformed partition written and trained on.
+    pub date: NaiveDate,
+    /// ALS parameters.
+    pub als: AlsParams,
+    /// Fraction of ratings held out for evaluation.
+    pub holdout: f64,
+    /// Show a spinner per stage on stderr (drawn only when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// What [`run_all`] did, stage by stage.
+#[derive(Debug, Clone)]
+pub struct RunAllReport {
+    /// Raw files read, records loaded and rejected; the eleven tables written.
+    pub process: RunSummary,
+    /// The eleven tables loaded into PostgreSQL.
+    pub postgres: RunSummary,
+    /// The tables exported to both lake layers.
+    pub lake: RunSummary,
+    /// Training: metrics and the user_recommendations object.
+    pub train: TrainReport,
+    /// The collection written.
+    pub serving: RunSummary,
+    /// Seconds per stage.
+    pub stages: Vec<StageSummary>,
+}
+
+impl RunAllReport {
+    /// Rows of `table` written by the `postgres` stage, by `process`, or in a lake layer
+    /// (`layer` = `raw` or `conformed`).
+    pub fn rows(&self, stage: &str, table: &str) -> Option<u64> {
+        let find = |s: &RunSummary, name: &str| s.table(name).map(|t| t.rows);
+        match stage {
+            "process" => find(&self.process, table),
+            "postgres" => find(&self.postgres, table),
+            "raw" => find(&self.lake, &format!("{table} → raw")),
+            "conformed" => find(&self.lake, &format!("{table} → conformed")),
+            _ => None,
+        }
+    }
+
+    /// Documents written to the served collection.
+    pub fn served(&self) -> u64 {
+        self.serving.tables.iter().map(|t| t.rows).sum()
+    }
+}
+
+fn cell(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+impl fmt::Display for RunAllReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<28} {:>10} {:>10} {:>10}",
+            "raw file", "records", "loaded", "rejected"
+        )?;
+        for s in &self.process.files {
+            writeln!(
+                f,
+                "{:<28} {:>10} {:>10} {:>10}",
+                s.file, s.raw, s.loaded, s.rejected
+            )?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "{:<28} {:>10} {:>10} {:>10} {:>10} {:>12}",
+            "table (rows)", "processed", "postgres", "raw lake", "conformed", "lake bytes"
+        )?;
+        for t in Table::ALL {
+            let name = t.name();
+            let bytes: u64 = self
+                .lake
+                .tables
+                .iter()
+                .filter(|w| w.table.starts_with(&format!("{name} →")))
+                .map(|w| w.bytes)
+                .sum();
+            writeln!(
+                f,
+                "{:<28} {:>10} {:>10} {:>10} {:>10} {:>12}",
+                name,
+                cell(self.rows("process", name)),
+                cell(self.rows("postgres", name)),
+                cell(self.rows("raw", name)),
+                cell(self.rows("conformed", name)),
+                bytes
+            )?;
+        }
+        writeln!(
+            f,
+            "{:<28} {:>10} {:>10} {:>10} {:>10} {:>12}",
+            crate::train::RESULTS_TABLE,
+            "-",
+            "-",
+            "-",
+            self.train.written.rows,
+            self.train.written.bytes
+        )?;
+        writeln!(
+            f,
+            "{:<28} {:>10} documents",
+            "mongodb collection",
+            self.served()
+        )?;
+        writeln!(f)?;
+        let held = self
+            .train
+            .test_rmse
+            .map_or_else(|| "-".into(), |r| format!("{:.4}", r.rmse));
+        let precision = self
+            .train
+            .precision
+            .map_or_else(|| "-".into(), |p| format!("{:.4}", p.precision));
+        writeln!(
+            f,
+            "ALS: {} users, {} games, {} ratings; train RMSE {:.4}, held-out RMSE {held}, \
+             precision@10 {precision}",
+            self.train.users,
+            self.train.items,
+            self.train.train_ratings,
+            self.train.train_rmse.rmse
+        )?;
+        writeln!(f)?;
+        writeln!(f, "{:<28} {:>9}", "stage", "seconds")?;
+        for s in &self.stages {
+            writeln!(f, "{:<28} {:>9.2}", s.stage, s.seconds)?;
+        }
+        let total: f64 = self.stages.iter().map(|s| s.seconds).sum();
+        writeln!(f, "{:<28} {:>9.2}", "total", total)
+    }
+}
+
+/// Runs one stage under a spinner, recording its time.
+async fn stage<T, F: Future<Output = Result<T>>>(
+    stages: &mut Vec<StageSummary>,
+    progress: bool,
+    name: &str,
+    what: &str,
+    work: F,
+) -> Result<T> {
+    let bar = if progress {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix:<16} {msg} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_prefix(name.to_owned());
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let started = Instant::now();
+    let result = work.await;
+    let seconds = started.elapsed().as_secs_f64();
+    match &result {
+        Ok(_) => bar.finish_with_message(format!("{what}: done in {seconds:.1} s")),
+        Err(_) => bar.abandon_with_message(format!("{what}: failed after {seconds:.1} s")),
+    }
+    stages.push(StageSummary {
+        stage: name.to_owned(),
+        seconds,
+    });
+    result
+}
+
+/// Runs the whole loop. Each stage runs only if the previous one succeeded; the first error stops
+/// the run and is returned, and every stage leaves its target's old data in place on failure.
+pub async fn run_all(options: &RunAllOptions) -> Result<RunAllReport> {
+    let mut stages = Vec::new();
+    let p = options.progress;
+    let raw = match &options.input {
+        RawInput::Dir(dir) => dir.clone(),
+        RawInput::Generate { reviews, seed } => {
+            let dir = options.work.join("raw");
+            let mut g = GenerateOptions::new(&dir, *reviews);
+            g.seed = *seed;
+            stage(&mut stages, p, "generate", "raw files", async {
+                generate(&g)
+            })
+            .await?;
+            dir
+        }
+    };
+    let processed_dir = options.work.join("processed");
+    let mut process_options = ProcessOptions::new(&raw, &processed_dir);
+    process_options.reference_year = options.reference_year;
+    let processed = stage(
+        &mut stages,
+        p,
+        "process",
+        "eleven tables",
+        process(&process_options),
+    )
+    .await?;
+    let loaded = stage(
+        &mut stages,
+        p,
+        "postgres_init",
+        "PostgreSQL load",
+        postgres_init(&InitInput::Processed(processed_dir), &options.postgres),
+    )
+    .await?;
+    let lake_options = SourceToLakeOptions {
+        group: TableGroup::All,
+        raw: options.raw_lake.clone(),
+        conformed: options.conformed_lake.clone(),
+        date: options.date,
+    };
+    let exported = stage(
+        &mut stages,
+        p,
+        "source_to_lake",
+        "raw CSV + conformed Parquet",
+        source_to_lake(&options.postgres, &lake_options),
+    )
+    .await?;
+    let mut train_options =
+        TrainOptions::new(options.conformed_lake.clone(), options.results.clone());
+    train_options.reviews = Lake::new(
+        format!(
+            "{}/{}",
+            options.conformed_lake.url().trim_end_matches('/'),
+            Table::GamesReviews.name()
+        ),
+        options.conformed_lake.store().clone(),
+        options.conformed_lake.path(&[Table::GamesReviews.name()]),
+    );
+    train_options.date = Some(options.date);
+    train_options.params = options.als.clone();
+    train_options.holdout = options.holdout;
+    let trained = stage(&mut stages, p, "train", "ALS", train(&train_options)).await?;
+    let served = stage(
+        &mut stages,
+        p,
+        "lake_to_mongodb",
+        "recommendations → MongoDB",
+        serving::lake_to_mongodb(&options.results, &options.mongo, &options.collection),
+    )
+    .await?;
+    Ok(RunAllReport {
+        process: processed,
+        postgres: loaded,
+        lake: exported,
+        train: trained,
+        serving: served,
+        stages,
+    })
+}

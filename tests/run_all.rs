@@ -1,0 +1,147 @@
+//! `run all` end to end on the test services (PostgreSQL, nx-27017 for MongoDB) with lakes on the
+//! local filesystem, configured through a configuration file with ${ENV} values, as a user would.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Document};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use steam_recsys::connectors::lake::Lake;
+use steam_recsys::core::Table;
+use steam_recsys::pipelines::cli::Settings;
+use steam_recsys::pipelines::{run_all, RawInput, RunAllOptions};
+
+#[tokio::test]
+async fn run_all_serves_one_document_per_user_and_reports_the_tables_counts() {
+    for var in ["STEAM_TEST_POSTGRES_URL", "STEAM_TEST_MONGODB_URI"] {
+        assert!(
+            std::env::var(var).is_ok(),
+            "{var} is not set: run the tests with scripts/test (scripts/services)"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let schema = common::unique_schema("runall");
+    let database = common::unique_schema("runall_db");
+    let lake = dir.path().join("lake");
+    let config = dir.path().join("steam-recsys.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[ci.postgres]
+url = "${{STEAM_TEST_POSTGRES_URL}}"
+schema = "{schema}"
+
+[ci.lake]
+raw = "file://{lake}/raw_games_data"
+conformed = "file://{lake}/conformed_games_data"
+results = "file://{lake}/inference_games_results"
+
+[ci.mongodb]
+uri = "${{STEAM_TEST_MONGODB_URI}}"
+database = "{database}"
+collection = "recsys"
+"#,
+            lake = lake.display()
+        ),
+    )
+    .unwrap();
+    let settings = Settings::load(Some(&config), "ci").unwrap();
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = RunAllOptions {
+        input: RawInput::Generate {
+            reviews: 2_000,
+            seed: 7,
+        },
+        work: dir.path().join("work"),
+        reference_year: 2024,
+        postgres: settings.require_postgres(None, None).unwrap(),
+        raw_lake: Lake::from_url(&settings.raw_lake(None)).unwrap(),
+        conformed_lake: Lake::from_url(&settings.conformed_lake(None)).unwrap(),
+        results: Lake::from_url(&settings.results_object(None)).unwrap(),
+        mongo: settings.require_mongo(None, None).unwrap(),
+        collection: settings.collection(None),
+        date,
+        als: Default::default(),
+        holdout: 0.2,
+        progress: false,
+    };
+    assert_eq!(options.postgres.schema(), schema);
+    assert_eq!(options.mongo.database(), database);
+    let report = run_all(&options).await.unwrap();
+    let text = report.to_string();
+
+    // Every raw record is loaded or rejected.
+    assert_eq!(report.process.files.len(), 3);
+    for f in &report.process.files {
+        assert_eq!(f.loaded + f.rejected, f.raw, "{f:?}");
+    }
+
+    // The report's counts are the tables': in PostgreSQL, in both lake layers.
+    let client = options.postgres.connect().await.unwrap();
+    for table in Table::ALL {
+        let name = table.name();
+        let row = client
+            .query_one(
+                &format!("SELECT count(*) FROM \"{schema}\".\"{name}\""),
+                &[],
+            )
+            .await
+            .unwrap();
+        let in_postgres = row.get::<_, i64>(0) as u64;
+        assert_eq!(report.rows("postgres", name), Some(in_postgres), "{name}");
+        assert_eq!(report.rows("process", name), Some(in_postgres), "{name}");
+        assert_eq!(report.rows("raw", name), Some(in_postgres), "{name}");
+        assert_eq!(report.rows("conformed", name), Some(in_postgres), "{name}");
+        let csv = std::fs::read_to_string(lake.join(format!("raw_games_data/{name}.csv"))).unwrap();
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        assert_eq!(reader.records().count() as u64, in_postgres, "{name}.csv");
+        assert!(text.contains(name));
+    }
+    assert!(lake
+        .join("conformed_games_data/games_reviews/record_created_dt=2026-11-29/part-00000.parquet")
+        .exists());
+
+    // user_recommendations: one row per trained user.
+    let results = lake.join("inference_games_results/user_recommendations.parquet");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&results).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut users = BTreeSet::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        users.extend(common::i32s(&batch, "user_id").into_iter().flatten());
+    }
+    assert_eq!(users.len(), report.train.users);
+    assert_eq!(report.train.written.rows as usize, users.len());
+    let reviews = report.rows("postgres", "games_reviews").unwrap() as usize;
+    assert_eq!(
+        report.train.train_ratings + report.train.held_out_ratings,
+        reviews
+    );
+
+    // MongoDB: exactly one document per user with a result, its 10 game ids, no ratings.
+    let mongo = options.mongo.client().await.unwrap();
+    let docs: Vec<Document> = mongo
+        .database(&database)
+        .collection::<Document>("recsys")
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(docs.len(), users.len());
+    assert_eq!(report.served(), users.len() as u64);
+    let served: BTreeSet<i32> = docs.iter().map(|d| d.get_i32("user_id").unwrap()).collect();
+    assert_eq!(served, users);
+    for d in &docs {
+        let recs = d.get_array("recommendations").unwrap();
+        assert_eq!(recs.len(), 10, "{d}");
+        assert!(recs.iter().all(|g| g.as_i32().is_some()), "{d}");
+    }
+    mongo.database(&database).drop().await.unwrap();
+}
