@@ -143,6 +143,24 @@ fn initial_factors(n: usize, rank: usize, seed: u64, side: u64) -> Vec<f32> {
     factors
 }
 
+/// Work space of one thread: the matrix, the right-hand side (then the solution), one factor
+/// vector in f64.
+struct Scratch {
+    a: Vec<f64>,
+    b: Vec<f64>,
+    x: Vec<f64>,
+}
+
+impl Scratch {
+    fn new(rank: usize) -> Self {
+        Scratch {
+            a: vec![0.0; rank * rank],
+            b: vec![0.0; rank],
+            x: vec![0.0; rank],
+        }
+    }
+}
+
 /// The normal equations of entity `e`: the lower triangle of Σ x·xᵀ + λ·n·I into `a` (column-major,
 /// rank × rank) and Σ r·x into `b`, in f64, over the fixed factors x of the entities it rated.
 /// Returns n, its number of ratings.
@@ -150,12 +168,10 @@ fn normal_equations(
     e: usize,
     groups: &Grouped,
     src: &[f32],
-    rank: usize,
     reg_param: f64,
-    a: &mut [f64],
-    b: &mut [f64],
-    x: &mut [f64],
+    Scratch { a, b, x }: &mut Scratch,
 ) -> usize {
+    let rank = b.len();
     a.fill(0.0);
     b.fill(0.0);
     let range = groups.offsets[e]..groups.offsets[e + 1];
@@ -237,9 +253,10 @@ fn solve_side(
     reg_param: f64,
 ) -> Result<()> {
     dst.par_chunks_mut(rank).enumerate().try_for_each_init(
-        || (vec![0f64; rank * rank], vec![0f64; rank], vec![0f64; rank]),
-        |(a, b, x), (e, out)| {
-            let n = normal_equations(e, groups, src, rank, reg_param, a, b, x);
+        || Scratch::new(rank),
+        |scratch, (e, out)| {
+            let n = normal_equations(e, groups, src, reg_param, scratch);
+            let Scratch { a, b, .. } = scratch;
             if n == 0 {
                 out.fill(0.0);
                 return Ok(());
@@ -473,8 +490,9 @@ mod tests {
             &(0..30).collect::<Vec<u32>>(),
             &(0..30).map(|k| (k % 2) as f32).collect::<Vec<f32>>(),
         );
-        let (mut a, mut b, mut x) = (vec![0.0; 100], vec![0.0; 10], vec![0.0; 10]);
-        assert_eq!(normal_equations(0, &groups, &src, rank, 0.1, &mut a, &mut b, &mut x), 30);
+        let mut scratch = Scratch::new(rank);
+        assert_eq!(normal_equations(0, &groups, &src, 0.1, &mut scratch), 30);
+        let Scratch { a, mut b, .. } = scratch;
         let mut fixed = b.clone();
         assert_eq!(solve_fixed::<10>(&a, &mut fixed), Some(true));
         assert_eq!(solve_fixed::<20>(&a, &mut b.clone()), None);

@@ -110,7 +110,7 @@ impl AlsModel {
                 let mut skip = seen.get(u).cloned().unwrap_or_default();
                 skip.sort_unstable();
                 skip.dedup();
-                let top = top_k(&scores, k, &skip);
+                let top = top_k(scores, k, &skip);
                 let hit = top
                     .iter()
                     .filter(|(i, _)| relevant_items.contains(i))

@@ -50,7 +50,11 @@ impl AlsModel {
 
     /// Scores users `users` (dense indices) against every item (`items` = [`Self::item_rows`]):
     /// an items × users matrix, one column per user, by one matrix product.
-    pub(crate) fn scores(&self, items: &DMatrix<f32>, users: std::ops::Range<usize>) -> DMatrix<f32> {
+    pub(crate) fn scores(
+        &self,
+        items: &DMatrix<f32>,
+        users: std::ops::Range<usize>,
+    ) -> DMatrix<f32> {
         let block = DMatrix::from_column_slice(
             self.rank,
             users.len(),

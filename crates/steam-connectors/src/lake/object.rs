@@ -4,11 +4,9 @@
 use std::time::Instant;
 
 use async_trait::async_trait;
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use steam_core::{BatchStream, Error, Result, Sink, TableRef, WriteMode, WriteSummary};
 
-use super::upload::upload;
 use super::Lake;
 use crate::files::writer_properties;
 
@@ -60,22 +58,15 @@ impl Sink for ParquetObjectSink {
                 ),
             });
         }
-        let target = self.lake.describe(&location);
-        let schema = table.schema.clone();
         let props = writer_properties(self.compression, 128 * 1024, &[]);
         let checked = super::write::checked(table, batches);
-        let (rows, bytes) = upload(&self.lake, &location, checked, move |io| {
-            let fail =
-                |e: parquet::errors::ParquetError| Error::backend("parquet", target.clone(), e);
-            let mut w = ArrowWriter::try_new(&mut io.out, schema, Some(props)).map_err(fail)?;
-            let mut rows = 0;
-            while let Some(batch) = io.batches.blocking_recv() {
-                rows += batch.num_rows() as u64;
-                w.write(&batch).map_err(fail)?;
-            }
-            w.close().map_err(fail)?;
-            Ok(rows)
-        })
+        let (rows, bytes) = super::write::upload_parquet(
+            &self.lake,
+            &location,
+            table.schema.clone(),
+            props,
+            checked,
+        )
         .await?;
         Ok(WriteSummary::new(
             &table.name,

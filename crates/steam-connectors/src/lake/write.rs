@@ -231,21 +231,13 @@ impl Sink for LakeParquetSink {
             Ok(batch)
         });
         let props = writer_properties(self.compression, self.max_row_group_size, &self.free_text);
-        let encode_target = target.clone();
-        let (rows, bytes) = upload(&self.lake, &location, batch_stream(stripped), move |io| {
-            let fail = |e: parquet::errors::ParquetError| {
-                Error::backend("parquet", encode_target.clone(), e)
-            };
-            let mut w =
-                ArrowWriter::try_new(&mut io.out, file_schema, Some(props)).map_err(fail)?;
-            let mut rows = 0;
-            while let Some(batch) = io.batches.blocking_recv() {
-                rows += batch.num_rows() as u64;
-                w.write(&batch).map_err(fail)?;
-            }
-            w.close().map_err(fail)?;
-            Ok(rows)
-        })
+        let (rows, bytes) = upload_parquet(
+            &self.lake,
+            &location,
+            file_schema,
+            props,
+            batch_stream(stripped),
+        )
         .await?;
 
         // Objects of other writers in this partition would mix with ours: remove them.
@@ -273,4 +265,28 @@ impl Sink for LakeParquetSink {
             started.elapsed(),
         ))
     }
+}
+
+/// Writes `batches` (of `schema`) to `location` as one Parquet object, encoded while it uploads
+/// (see [`upload`]). Returns rows and bytes.
+pub(super) async fn upload_parquet(
+    lake: &Lake,
+    location: &Path,
+    schema: SchemaRef,
+    props: parquet::file::properties::WriterProperties,
+    batches: BatchStream,
+) -> Result<(u64, u64)> {
+    let target = lake.describe(location);
+    upload(lake, location, batches, move |io| {
+        let fail = |e: parquet::errors::ParquetError| Error::backend("parquet", target.clone(), e);
+        let mut w = ArrowWriter::try_new(&mut io.out, schema, Some(props)).map_err(fail)?;
+        let mut rows = 0;
+        while let Some(batch) = io.batches.blocking_recv() {
+            rows += batch.num_rows() as u64;
+            w.write(&batch).map_err(fail)?;
+        }
+        w.close().map_err(fail)?;
+        Ok(rows)
+    })
+    .await
 }
