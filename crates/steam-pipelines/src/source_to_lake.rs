@@ -72,6 +72,13 @@ pub const DEFAULT_RAW_LAKE: &str = "gs://raw_games_data";
 /// The reference's bucket of the conformed layer.
 pub const DEFAULT_CONFORMED_LAKE: &str = "gs://conformed_games_data";
 
+/// Rows per batch read from PostgreSQL, at most. The batches queued between the reader and the two
+/// encoders are what memory holds of a table at any time, so they are kept small: a few MiB in all,
+/// and of about the same size each, whatever the size of the table.
+const BATCH_ROWS: usize = 8192;
+/// Bytes of field data per batch read from PostgreSQL, about (for tables of long text).
+const BATCH_BYTES: usize = 2 << 20;
+
 /// Options of [`source_to_lake`].
 #[derive(Debug, Clone)]
 pub struct SourceToLakeOptions {
@@ -104,7 +111,9 @@ pub async fn source_to_lake(
         let t = Instant::now();
         let source = PostgresSource::table(config.clone(), table.name())
             .await?
-            .with_schema(table.schema())?;
+            .with_schema(table.schema())?
+            .with_batch_size(BATCH_ROWS)
+            .with_batch_bytes(BATCH_BYTES);
         let (raw_in, conformed_in) = tee(source.read().await?, table, options.date);
         let raw_ref = TableRef::from(table);
         let conformed_ref = TableRef::new(table.name(), conformed_schema(table));

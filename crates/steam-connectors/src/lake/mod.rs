@@ -71,6 +71,8 @@ pub struct Lake {
     url: String,
     store: Arc<dyn ObjectStore>,
     prefix: Path,
+    /// A local directory: parts of an upload are written one after the other into one file.
+    local: bool,
 }
 
 impl fmt::Debug for Lake {
@@ -137,6 +139,7 @@ impl Lake {
             message: e.to_string(),
             source: Some(Box::new(e)),
         };
+        let local = parsed.scheme() == "file";
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match parsed.scheme() {
             "s3" | "s3a" => {
                 use object_store::aws::AmazonS3ConfigKey as Key;
@@ -195,6 +198,7 @@ impl Lake {
             url: shown,
             store,
             prefix,
+            local,
         })
     }
 
@@ -204,6 +208,7 @@ impl Lake {
             url: name.into(),
             store,
             prefix,
+            local: false,
         }
     }
 
@@ -227,6 +232,16 @@ impl Lake {
         parts
             .iter()
             .fold(self.prefix.clone(), |p, part| p.clone().join(*part))
+    }
+
+    /// Parts of one multipart upload in flight at once: one for a local directory, whose parts go
+    /// into one file in turn, [`upload::CONCURRENCY`] for a remote store.
+    pub(crate) fn concurrent_parts(&self) -> usize {
+        if self.local {
+            1
+        } else {
+            upload::CONCURRENCY
+        }
     }
 
     /// `url/location`, for messages.

@@ -1,26 +1,115 @@
 //! One object written from a stream of batches: encoded on a blocking thread, uploaded in
 //! multipart chunks while it is encoded, made visible only when complete.
+//!
+//! Every part is one buffer of exactly [`CHUNK`] bytes (the last may be shorter). An object has at
+//! most one buffer more than it has parts in flight: the encoder fills one while the others are
+//! uploaded, and waits for an uploaded part's buffer when all are taken. Buffers are reused from
+//! part to part, so memory does not depend on the size of the object and the allocator sees no
+//! churn of large blocks.
 
 use std::io::Write;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, WriteMultipart};
+use object_store::{MultipartUpload, ObjectStoreExt, PutPayload};
 use steam_core::{BatchStream, Error, RecordBatch, Result};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use super::Lake;
 
-/// Size of the chunks handed to the uploader (each becomes a part of the multipart upload).
+/// Size of each part of a multipart upload (S3 and GCS want at least 5 MiB but for the last).
 const CHUNK: usize = 8 << 20;
-/// Parts uploaded at once, at most.
-const CONCURRENCY: usize = 4;
+/// Parts uploaded at once to a remote store, at most.
+pub(crate) const CONCURRENCY: usize = 4;
 
-/// A `Write` that hands its bytes, in chunks of [`CHUNK`], to the uploader.
+/// The chunk buffers of one object: at most `limit` exist at once.
+struct Pool {
+    state: Mutex<Buffers>,
+    returned: Condvar,
+    limit: usize,
+}
+
+struct Buffers {
+    /// Buffers whose parts are uploaded, ready to be filled again.
+    free: Vec<BytesMut>,
+    /// Buffers being filled, queued or uploaded.
+    out: usize,
+    /// The upload stopped: nothing more will be returned.
+    closed: bool,
+}
+
+impl Pool {
+    fn new(limit: usize) -> Self {
+        Pool {
+            state: Mutex::new(Buffers {
+                free: Vec::new(),
+                out: 0,
+                closed: false,
+            }),
+            returned: Condvar::new(),
+            limit: limit.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Buffers> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An empty buffer of at least [`CHUNK`] bytes' capacity: a returned one, a new one while
+    /// fewer than the limit exist, or else the next one returned (blocking).
+    fn take(&self) -> std::io::Result<BytesMut> {
+        let mut buffers = self.lock();
+        loop {
+            if buffers.closed {
+                return Err(std::io::Error::other("the upload stopped"));
+            }
+            if let Some(buf) = buffers.free.pop() {
+                buffers.out += 1;
+                return Ok(buf);
+            }
+            if buffers.out < self.limit {
+                buffers.out += 1;
+                return Ok(BytesMut::with_capacity(CHUNK));
+            }
+            buffers = self
+                .returned
+                .wait(buffers)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Takes back the buffer of an uploaded part (reused if nothing else holds it).
+    fn give(&self, chunk: Bytes) {
+        let reusable = chunk
+            .try_into_mut()
+            .ok()
+            .filter(|buf| buf.capacity() >= CHUNK);
+        let mut buffers = self.lock();
+        buffers.out = buffers.out.saturating_sub(1);
+        if let Some(mut buf) = reusable {
+            buf.clear();
+            buffers.free.push(buf);
+        }
+        drop(buffers);
+        self.returned.notify_one();
+    }
+
+    /// Wakes an encoder waiting for a buffer, with an error.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.returned.notify_all();
+    }
+}
+
+/// A `Write` that hands its bytes, in chunks of exactly [`CHUNK`], to the uploader.
 pub(crate) struct ChunkWriter {
-    buf: Vec<u8>,
+    /// The chunk being filled (no capacity until the first write after a send).
+    buf: BytesMut,
     tx: mpsc::Sender<Bytes>,
+    pool: Arc<Pool>,
     written: u64,
 }
 
@@ -29,7 +118,7 @@ impl ChunkWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        let chunk = std::mem::take(&mut self.buf).freeze();
         self.written += chunk.len() as u64;
         self.tx
             .blocking_send(chunk)
@@ -38,12 +127,20 @@ impl ChunkWriter {
 }
 
 impl Write for ChunkWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
+    fn write(&mut self, mut data: &[u8]) -> std::io::Result<usize> {
+        let len = data.len();
+        while !data.is_empty() {
+            if self.buf.capacity() == 0 {
+                self.buf = self.pool.take()?;
+            }
+            let n = data.len().min(CHUNK - self.buf.len());
+            self.buf.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.buf.len() == CHUNK {
+                self.send()?;
+            }
         }
-        Ok(data.len())
+        Ok(len)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -59,6 +156,54 @@ pub(crate) struct EncoderIo {
     pub out: ChunkWriter,
 }
 
+/// The parts of one multipart upload, at most `concurrency` in flight; each one's buffer goes back
+/// to the pool when it is uploaded.
+struct Parts {
+    upload: Box<dyn MultipartUpload>,
+    running: JoinSet<object_store::Result<()>>,
+    pool: Arc<Pool>,
+    concurrency: usize,
+}
+
+impl Parts {
+    async fn put(&mut self, chunk: Bytes) -> object_store::Result<()> {
+        while let Some(done) = self.running.try_join_next() {
+            joined(done)?;
+        }
+        while self.running.len() >= self.concurrency {
+            if let Some(done) = self.running.join_next().await {
+                joined(done)?;
+            }
+        }
+        let part = self.upload.put_part(PutPayload::from(chunk.clone()));
+        let pool = self.pool.clone();
+        self.running.spawn(async move {
+            part.await?;
+            pool.give(chunk);
+            Ok(())
+        });
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> object_store::Result<()> {
+        while let Some(done) = self.running.join_next().await {
+            joined(done)?;
+        }
+        self.upload.complete().await.map(|_| ())
+    }
+
+    async fn abort(&mut self) {
+        self.running.shutdown().await;
+        let _ = self.upload.abort().await;
+    }
+}
+
+fn joined(
+    done: std::result::Result<object_store::Result<()>, tokio::task::JoinError>,
+) -> object_store::Result<()> {
+    done.map_err(|source| object_store::Error::JoinError { source })?
+}
+
 /// Writes `batches` to `location` as one object encoded by `encode`, which runs on a blocking
 /// thread and returns the number of rows it wrote. The object becomes visible only when `encode`
 /// and the upload both succeed; on any error the upload is aborted and nothing changes at
@@ -72,14 +217,18 @@ pub(crate) async fn upload<F>(
 where
     F: FnOnce(&mut EncoderIo) -> Result<u64> + Send + 'static,
 {
+    let concurrency = lake.concurrent_parts();
+    let pool = Arc::new(Pool::new(concurrency + 1));
     let (batch_tx, batch_rx) = mpsc::channel::<RecordBatch>(2);
-    let (chunk_tx, mut chunk_rx) = mpsc::channel::<Bytes>(2);
+    let (chunk_tx, mut chunk_rx) = mpsc::channel::<Bytes>(1);
+    let encoder_pool = pool.clone();
     let encoder = tokio::task::spawn_blocking(move || -> Result<(u64, u64)> {
         let mut io = EncoderIo {
             batches: batch_rx,
             out: ChunkWriter {
-                buf: Vec::with_capacity(CHUNK),
+                buf: BytesMut::new(),
                 tx: chunk_tx,
+                pool: encoder_pool,
                 written: 0,
             },
         };
@@ -90,12 +239,19 @@ where
         Ok((rows, io.out.written))
     });
 
-    let upload = lake
-        .store()
-        .put_multipart(location)
-        .await
-        .map_err(|e| lake.error(location, e))?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK);
+    let upload = match lake.store().put_multipart(location).await {
+        Ok(upload) => upload,
+        Err(e) => {
+            pool.close();
+            return Err(lake.error(location, e));
+        }
+    };
+    let mut parts = Parts {
+        upload,
+        running: JoinSet::new(),
+        pool: pool.clone(),
+        concurrency,
+    };
 
     // Feed the encoder and upload what it produces, at once.
     let feed = async {
@@ -110,17 +266,17 @@ where
     };
     let send = async {
         while let Some(chunk) = chunk_rx.recv().await {
-            writer
-                .wait_for_capacity(CONCURRENCY)
+            parts
+                .put(chunk)
                 .await
                 .map_err(|e| lake.error(location, e))?;
-            writer.put(chunk);
         }
         Ok::<(), Error>(())
     };
     let streamed = futures::future::try_join(feed, send).await;
-    // Unblocks an encoder still sending, if the upload stopped early.
+    // Unblocks an encoder still sending or waiting for a buffer, if the upload stopped early.
     drop(chunk_rx);
+    pool.close();
     let encoded = match encoder.await {
         Ok(result) => result,
         Err(e) => Err(Error::backend_msg(
@@ -130,13 +286,76 @@ where
         )),
     };
     match (streamed, encoded) {
-        (Ok(_), Ok((rows, bytes))) => {
-            writer.finish().await.map_err(|e| lake.error(location, e))?;
-            Ok((rows, bytes))
-        }
+        (Ok(_), Ok((rows, bytes))) => match parts.finish().await {
+            Ok(()) => Ok((rows, bytes)),
+            Err(e) => {
+                parts.abort().await;
+                Err(lake.error(location, e))
+            }
+        },
         (Err(e), _) | (Ok(_), Err(e)) => {
-            let _ = writer.abort().await;
+            parts.abort().await;
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `total` bytes in pieces of odd sizes through a writer whose pool holds `limit`
+    /// buffers, uploading each chunk as soon as it arrives; returns the chunks' lengths, the
+    /// number of distinct buffers seen, and the bytes.
+    fn chunks(total: usize, limit: usize) -> (Vec<usize>, usize, Vec<u8>) {
+        let pool = Arc::new(Pool::new(limit));
+        let (tx, mut rx) = mpsc::channel::<Bytes>(1);
+        let writer_pool = pool.clone();
+        let writer = std::thread::spawn(move || {
+            let mut out = ChunkWriter {
+                buf: BytesMut::new(),
+                tx,
+                pool: writer_pool,
+                written: 0,
+            };
+            let data: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+            for piece in data.chunks(1_000_003) {
+                out.write_all(piece).unwrap();
+            }
+            out.send().unwrap();
+            out.written
+        });
+        let (mut lengths, mut buffers, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+        while let Some(chunk) = rx.blocking_recv() {
+            lengths.push(chunk.len());
+            bytes.extend_from_slice(&chunk);
+            if !buffers.contains(&chunk.as_ptr()) {
+                buffers.push(chunk.as_ptr());
+            }
+            pool.give(chunk);
+        }
+        assert_eq!(writer.join().unwrap(), total as u64);
+        (lengths, buffers.len(), bytes)
+    }
+
+    #[test]
+    fn parts_are_whole_chunks_in_reused_buffers() {
+        let total = 5 * CHUNK + 12_345;
+        let (lengths, buffers, bytes) = chunks(total, 2);
+        assert_eq!(lengths, [CHUNK, CHUNK, CHUNK, CHUNK, CHUNK, 12_345]);
+        assert!(buffers <= 2, "{buffers} buffers for a pool of 2");
+        assert!(bytes.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+    }
+
+    #[test]
+    fn a_closed_pool_stops_a_waiting_writer() {
+        let pool = Arc::new(Pool::new(1));
+        let held = pool.take().unwrap();
+        let waiting = pool.clone();
+        let writer = std::thread::spawn(move || waiting.take().map(|_| ()));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        pool.close();
+        assert!(writer.join().unwrap().is_err());
+        drop(held);
     }
 }
