@@ -362,18 +362,22 @@ impl Settings {
     /// The user_recommendations object: the flag, else `user_recommendations.parquet` in the
     /// results lake (`RESULTS_LAKE_URL`, else the profile's, else the reference's bucket).
     pub fn results_object(&self, flag: Option<String>) -> String {
-        flag.unwrap_or_else(|| {
-            let lake = self.lake_url(
-                env_var("RESULTS_LAKE_URL"),
-                |l| l.results.as_ref(),
-                crate::train::DEFAULT_RESULTS_LAKE,
-            );
-            format!(
-                "{}/{}.parquet",
-                lake.trim_end_matches('/'),
-                crate::train::RESULTS_TABLE
-            )
-        })
+        flag.unwrap_or_else(|| self.results_object_in(env_var("RESULTS_LAKE_URL")))
+    }
+
+    /// `user_recommendations.parquet` in the results lake `lake`, else the profile's, else the
+    /// reference's bucket.
+    pub fn results_object_in(&self, lake: Option<String>) -> String {
+        let lake = self.lake_url(
+            lake,
+            |l| l.results.as_ref(),
+            crate::train::DEFAULT_RESULTS_LAKE,
+        );
+        format!(
+            "{}/{}.parquet",
+            lake.trim_end_matches('/'),
+            crate::train::RESULTS_TABLE
+        )
     }
 
     /// The served collection: the flag, else the profile's, else `recsys`.
@@ -695,14 +699,6 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                     no_progress,
                 },
         } => {
-            let results = match results_lake {
-                Some(lake) => format!(
-                    "{}/{}.parquet",
-                    lake.trim_end_matches('/'),
-                    crate::train::RESULTS_TABLE
-                ),
-                None => settings.results_object(None),
-            };
             let options = crate::RunAllOptions {
                 input: match raw {
                     Some(dir) => crate::RawInput::Dir(dir),
@@ -713,7 +709,7 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 postgres: settings.require_postgres(postgres_url.as_deref(), schema.as_deref())?,
                 raw_lake: Lake::from_url(&settings.raw_lake(raw_lake))?,
                 conformed_lake: Lake::from_url(&settings.conformed_lake(conformed_lake))?,
-                results: Lake::from_url(&results)?,
+                results: Lake::from_url(&settings.results_object_in(results_lake))?,
                 mongo: settings.require_mongo(mongodb_uri.as_deref(), database.as_deref())?,
                 collection: settings.collection(collection),
                 date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),

@@ -275,16 +275,9 @@ pub async fn run_all(options: &RunAllOptions) -> Result<RunAllReport> {
         source_to_lake(&options.postgres, &lake_options),
     )
     .await?;
-    let mut train_options =
-        TrainOptions::new(options.conformed_lake.clone(), options.results.clone());
-    train_options.reviews = Lake::new(
-        format!(
-            "{}/{}",
-            options.conformed_lake.url().trim_end_matches('/'),
-            Table::GamesReviews.name()
-        ),
-        options.conformed_lake.store().clone(),
-        options.conformed_lake.path(&[Table::GamesReviews.name()]),
+    let mut train_options = TrainOptions::new(
+        options.conformed_lake.child(Table::GamesReviews.name()),
+        options.results.clone(),
     );
     train_options.date = Some(options.date);
     train_options.params = options.als.clone();

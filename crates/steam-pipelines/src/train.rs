@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use futures::StreamExt;
-use object_store::path::Path;
 use steam_connectors::lake::{Lake, LakeSource, ParquetObjectSink, PARTITION_COLUMN};
 use steam_core::{
     batch_stream, Error, RecordBatch, Result, RunSummary, Sink, StageSummary, TableRef, WriteMode,
@@ -142,6 +141,19 @@ impl fmt::Display for TrainReport {
     }
 }
 
+/// A fitted model and its evaluation.
+struct Fitted {
+    model: AlsModel,
+    train_rmse: Rmse,
+    test_rmse: Option<Rmse>,
+    precision: Option<PrecisionAtK>,
+    train_len: usize,
+    held_len: usize,
+    skipped: u64,
+    fit_seconds: f64,
+    evaluate_seconds: f64,
+}
+
 /// The lake to read: a conformed table's latest (or `date`'s) partition, else `lake` itself.
 async fn resolve(lake: &Lake, date: Option<NaiveDate>) -> Result<Lake> {
     if lake.prefix().as_ref().ends_with(".parquet") {
@@ -153,18 +165,16 @@ async fn resolve(lake: &Lake, date: Option<NaiveDate>) -> Result<Lake> {
         .await
         .map_err(|e| Error::backend("lake", lake.url(), e))?;
     let marker = format!("{PARTITION_COLUMN}=");
-    let mut dates: Vec<(NaiveDate, Path)> = listing
+    let mut dates: Vec<NaiveDate> = listing
         .common_prefixes
-        .into_iter()
+        .iter()
         .filter_map(|p| {
-            let last = p.filename()?.to_owned();
-            let d = last.strip_prefix(&marker)?;
-            let d = NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()?;
-            Some((d, p))
+            let d = p.filename()?.strip_prefix(&marker)?;
+            NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()
         })
         .collect();
     dates.sort();
-    let Some((latest, _)) = dates.last().cloned() else {
+    let Some(latest) = dates.last().copied() else {
         if let Some(d) = date {
             return Err(Error::Config {
                 key: "--date".into(),
@@ -174,8 +184,8 @@ async fn resolve(lake: &Lake, date: Option<NaiveDate>) -> Result<Lake> {
         return Ok(lake.clone());
     };
     let chosen = date.unwrap_or(latest);
-    let Some((_, path)) = dates.iter().find(|(d, _)| *d == chosen) else {
-        let have: Vec<String> = dates.iter().map(|(d, _)| d.to_string()).collect();
+    if !dates.contains(&chosen) {
+        let have: Vec<String> = dates.iter().map(NaiveDate::to_string).collect();
         return Err(Error::Config {
             key: "--date".into(),
             reason: format!(
@@ -183,9 +193,8 @@ async fn resolve(lake: &Lake, date: Option<NaiveDate>) -> Result<Lake> {
                 have.join(", ")
             ),
         });
-    };
-    let name = format!("{}/{marker}{chosen}", lake.url().trim_end_matches('/'));
-    Ok(Lake::new(name, lake.store().clone(), path.clone()))
+    }
+    Ok(lake.child(&format!("{marker}{chosen}")))
 }
 
 /// Reads the ratings of `lake` (see [`TrainOptions::reviews`]), only the three columns.
@@ -220,7 +229,7 @@ pub async fn read_ratings(
 /// while it is computed and replaced only when complete.
 pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
     let mut stages = Vec::new();
-    let mut stage = |name: &str, started: Instant| {
+    let stage = |stages: &mut Vec<StageSummary>, name: &str, started: Instant| {
         stages.push(StageSummary {
             stage: name.into(),
             seconds: started.elapsed().as_secs_f64(),
@@ -236,44 +245,56 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
         }
         None => all.split(options.holdout, options.params.seed)?,
     };
-    stage("read", t);
+    stage(&mut stages, "read", t);
 
-    let t = Instant::now();
+    // Fitting and evaluating are CPU work: off the runtime's threads, timed there.
     let params = options.params.clone();
-    let fit_input = train_set;
-    let (model, train_set) = tokio::task::spawn_blocking(move || {
-        AlsModel::fit(&fit_input, &params).map(|m| (m, fit_input))
+    let top_k = options.top_k;
+    let fitted = tokio::task::spawn_blocking(move || -> Result<Fitted> {
+        let t = Instant::now();
+        let model = AlsModel::fit(&train_set, &params)?;
+        let fit_seconds = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let train_rmse = model.rmse(&train_set);
+        let (test_rmse, precision) = if held_out.is_empty() {
+            (None, None)
+        } else {
+            (
+                Some(model.rmse(&held_out)),
+                Some(model.precision_at_k(&train_set, &held_out, top_k, 1.0)),
+            )
+        };
+        Ok(Fitted {
+            model,
+            train_rmse,
+            test_rmse,
+            precision,
+            train_len: train_set.len(),
+            held_len: held_out.len(),
+            skipped: train_set.skipped(),
+            fit_seconds,
+            evaluate_seconds: t.elapsed().as_secs_f64(),
+        })
     })
     .await
     .map_err(|e| Error::backend_msg("train", "als", format!("training thread: {e}")))??;
-    stage("fit", t);
-
-    let t = Instant::now();
-    let top_k = options.top_k;
-    let (model, train_rmse, test_rmse, precision, train_len, held_len, skipped) =
-        tokio::task::spawn_blocking(move || {
-            let train_rmse = model.rmse(&train_set);
-            let (test_rmse, precision) = if held_out.is_empty() {
-                (None, None)
-            } else {
-                (
-                    Some(model.rmse(&held_out)),
-                    Some(model.precision_at_k(&train_set, &held_out, top_k, 1.0)),
-                )
-            };
-            (
-                model,
-                train_rmse,
-                test_rmse,
-                precision,
-                train_set.len(),
-                held_out.len(),
-                train_set.skipped(),
-            )
-        })
-        .await
-        .map_err(|e| Error::backend_msg("train", "als", format!("evaluation thread: {e}")))?;
-    stage("evaluate", t);
+    let Fitted {
+        model,
+        train_rmse,
+        test_rmse,
+        precision,
+        train_len,
+        held_len,
+        skipped,
+        fit_seconds,
+        evaluate_seconds,
+    } = fitted;
+    for (name, seconds) in [("fit", fit_seconds), ("evaluate", evaluate_seconds)] {
+        stages.push(StageSummary {
+            stage: name.into(),
+            seconds,
+        });
+    }
 
     let t = Instant::now();
     let (users, items) = (model.num_users(), model.num_items());
@@ -298,7 +319,7 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
         .await
         .map_err(|e| Error::backend_msg("train", "als", format!("recommendation thread: {e}")))?;
     let written = written?;
-    stage("recommend", t);
+    stage(&mut stages, "recommend", t);
 
     Ok(TrainReport {
         input,

@@ -244,6 +244,17 @@ impl Lake {
         }
     }
 
+    /// The lake at `part` under this one's prefix (same store), such as a table's directory or
+    /// one of its partitions.
+    pub fn child(&self, part: &str) -> Lake {
+        Lake {
+            url: format!("{}/{part}", self.url.trim_end_matches('/')),
+            store: self.store.clone(),
+            prefix: self.path(&[part]),
+            local: self.local,
+        }
+    }
+
     /// `url/location`, for messages.
     pub(crate) fn describe(&self, location: &Path) -> String {
         let relative = location
