@@ -9,7 +9,7 @@ use std::time::Duration;
 use arrow::array::{Int32Array, RecordBatch, StringArray};
 use arrow::compute::concat_batches;
 use chrono::NaiveDate;
-use futures::{stream, StreamExt, TryStreamExt};
+use futures::{stream, StreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
@@ -42,18 +42,6 @@ fn batches(list: Vec<RecordBatch>) -> BatchStream {
 
 fn labelled(from: i32, n: i32, label: &str) -> RecordBatch {
     common::id_label(from, n, |i| format!("{label} {}", i - from))
-}
-
-async fn objects(lake: &Lake) -> Vec<String> {
-    let mut names: Vec<String> = lake
-        .store()
-        .list(Some(lake.prefix()))
-        .map_ok(|m| m.location.to_string())
-        .try_collect()
-        .await
-        .unwrap();
-    names.sort();
-    names
 }
 
 #[tokio::test]
@@ -194,7 +182,7 @@ async fn partitions_replace_atomically(lake: Lake) {
         partition_rows(&lake, day(2)).await,
         ["other day 0", "other day 1"]
     );
-    let listed = objects(&lake).await;
+    let listed = common::objects(&lake).await;
     assert_eq!(listed.len(), 2, "{listed:?}");
     assert!(
         listed[0].ends_with("t/record_created_dt=2026-11-01/part-00000.parquet"),
@@ -216,7 +204,7 @@ async fn partitions_replace_atomically(lake: Lake) {
         .unwrap_err();
     assert!(err.to_string().contains("the source broke"), "{err}");
     assert_eq!(partition_rows(&lake, day(1)).await, ["rerun 0", "rerun 1"]);
-    assert_eq!(objects(&lake).await, listed);
+    assert_eq!(common::objects(&lake).await, listed);
 
     // An object another writer left in the partition does not survive the next run.
     let stray = lake.path(&["t", "record_created_dt=2026-11-01", "part-stray.parquet"]);
@@ -233,7 +221,7 @@ async fn partitions_replace_atomically(lake: Lake) {
         .await
         .unwrap();
     assert_eq!(partition_rows(&lake, day(1)).await, ["again 0"]);
-    assert_eq!(objects(&lake).await.len(), 2);
+    assert_eq!(common::objects(&lake).await.len(), 2);
 
     // The partition column, when present, must hold the partition's date.
     let wrong = steam_recsys::transforms::conform(
@@ -379,7 +367,7 @@ async fn an_upload_cut_off_leaves_no_object_and_a_rerun_completes() {
         .unwrap_err();
     assert!(err.to_string().contains("s3 via proxy/big.csv"), "{err}");
     assert!(
-        objects(&direct).await.is_empty(),
+        common::objects(&direct).await.is_empty(),
         "a partial object is visible"
     );
 
@@ -388,7 +376,7 @@ async fn an_upload_cut_off_leaves_no_object_and_a_rerun_completes() {
         .await
         .unwrap();
     assert_eq!(summary.rows, 800_000);
-    let listed = objects(&direct).await;
+    let listed = common::objects(&direct).await;
     assert_eq!(listed.len(), 1);
     let meta = direct
         .store()

@@ -208,3 +208,17 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The objects of a lake, sorted.
+pub async fn objects(lake: &steam_recsys::connectors::lake::Lake) -> Vec<String> {
+    use futures::TryStreamExt;
+    let mut names: Vec<String> = lake
+        .store()
+        .list(Some(lake.prefix()))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    names.sort();
+    names
+}

@@ -17,6 +17,6 @@ pub mod lake;
 pub mod mongodb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
-mod stream;
+pub mod stream;
 
-pub use stream::{spawn_blocking_stream, BoundedSender};
+pub use stream::{batch_channel, spawn_blocking_stream, spawn_stream, BatchSender, Completion};

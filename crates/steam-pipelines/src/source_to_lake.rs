@@ -1,19 +1,19 @@
 //! The source_to_gcs pipelines (direct, reviews, descriptions): PostgreSQL tables → a lake's raw
 //! layer (CSV) and conformed layer (Hive-partitioned Parquet), reading each table once.
 
+use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
+use steam_connectors::batch_channel;
 use steam_connectors::lake::{Lake, LakeCsvSink, LakeParquetSink};
 use steam_connectors::postgres::{PostgresConfig, PostgresSource};
 use steam_core::{
-    batch_stream, BatchStream, Error, RecordBatch, Result, RunSummary, Sink, Source, StageSummary,
-    Table, TableRef, WriteMode,
+    BatchStream, Error, Result, RunSummary, Sink, Source, StageSummary, Table, TableRef, WriteMode,
 };
 use steam_transforms::{conform, conformed_schema};
-use tokio::sync::mpsc;
 
 /// Which tables a run exports: the reference's three pipelines, or all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,47 +138,58 @@ pub async fn source_to_lake(
     Ok(summary)
 }
 
-/// Splits one stream into the raw rows and the conformed rows. If either consumer stops (its
-/// write failed), the other gets an error, so it aborts instead of completing a truncated object.
+/// Splits one stream into the raw rows and the conformed rows. Each output ends cleanly only when
+/// the whole source was read and conformed: an error of the source or of conforming, a panic, or a
+/// consumer that stopped (its write failed) ends the other output with an error, so neither sink
+/// completes a truncated object.
 fn tee(mut source: BatchStream, table: Table, date: NaiveDate) -> (BatchStream, BatchStream) {
-    let (raw_tx, raw_rx) = mpsc::channel::<Result<RecordBatch>>(2);
-    let (conf_tx, conf_rx) = mpsc::channel::<Result<RecordBatch>>(2);
+    let what = format!("{} (PostgreSQL to the lake)", table.name());
+    let (raw_tx, raw_done, raw_out) = batch_channel(2, what.clone());
+    let (conf_tx, conf_done, conf_out) = batch_channel(2, what.clone());
     tokio::spawn(async move {
-        let failed = |why: &str| Err(Error::backend_msg("lake", table.name(), why.to_owned()));
-        while let Some(item) = source.next().await {
-            match item {
-                Ok(batch) => {
-                    let conformed = conform(table, &batch, date);
-                    let stop = conformed.is_err();
-                    let to_raw = raw_tx.send(Ok(batch)).await.is_ok();
-                    let to_conf = conf_tx.send(conformed).await.is_ok();
-                    if !to_raw {
-                        let _ = conf_tx.send(failed("the raw layer's write failed")).await;
+        let run = async {
+            let failed = |why: &str| Error::backend_msg("lake", table.name(), why.to_owned());
+            while let Some(item) = source.next().await {
+                let batch = match item {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        let why = format!("reading the source failed: {e}");
+                        return Err((e, failed(&why)));
                     }
-                    if !to_conf {
-                        let _ = raw_tx
-                            .send(failed("the conformed layer's write failed"))
-                            .await;
+                };
+                let conformed = match conform(table, &batch, date) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let why = format!("conforming failed: {e}");
+                        return Err((failed(&why), e));
                     }
-                    if stop || !to_raw || !to_conf {
-                        return;
-                    }
+                };
+                if !raw_tx.send(Ok(batch)).await {
+                    return Err((
+                        failed("the raw layer's write stopped"),
+                        failed("the raw layer's write failed"),
+                    ));
                 }
-                Err(e) => {
-                    let _ = conf_tx
-                        .send(failed(&format!("reading the source failed: {e}")))
-                        .await;
-                    let _ = raw_tx.send(Err(e)).await;
-                    return;
+                if !conf_tx.send(Ok(conformed)).await {
+                    return Err((
+                        failed("the conformed layer's write failed"),
+                        failed("the conformed layer's write stopped"),
+                    ));
                 }
             }
+            Ok(())
+        };
+        match AssertUnwindSafe(run).catch_unwind().await {
+            Ok(Ok(())) => {
+                raw_done.finish();
+                conf_done.finish();
+            }
+            Ok(Err((to_raw, to_conformed))) => {
+                futures::join!(raw_done.fail(to_raw), conf_done.fail(to_conformed));
+            }
+            // The completions are dropped unfinished: both outputs end with an error.
+            Err(_) => tracing::error!("the export of {} panicked", table.name()),
         }
     });
-    (receiver(raw_rx), receiver(conf_rx))
-}
-
-fn receiver(rx: mpsc::Receiver<Result<RecordBatch>>) -> BatchStream {
-    batch_stream(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
+    (raw_out, conf_out)
 }

@@ -7,14 +7,13 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use futures::StreamExt;
 use steam_connectors::lake::{Lake, LakeSource, ParquetObjectSink, PARTITION_COLUMN};
+use steam_connectors::spawn_blocking_stream;
 use steam_core::{
-    batch_stream, Error, RecordBatch, Result, RunSummary, Sink, StageSummary, TableRef, WriteMode,
-    WriteSummary,
+    Error, Result, RunSummary, Sink, StageSummary, TableRef, WriteMode, WriteSummary,
 };
 use steam_model::{
     recommendations_schema, AlsModel, AlsParams, PrecisionAtK, RatingColumns, Ratings, Rmse,
 };
-use tokio::sync::mpsc;
 
 /// The reference's results bucket.
 pub const DEFAULT_RESULTS_LAKE: &str = "gs://inference_games_results";
@@ -298,27 +297,23 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
 
     let t = Instant::now();
     let (users, items) = (model.num_users(), model.num_items());
-    let (tx, mut rx) = mpsc::channel::<Result<RecordBatch>>(2);
-    let producer = tokio::task::spawn_blocking(move || {
+    // The results object is published only when the producer has computed every user's list: a
+    // producer that fails or panics ends the stream with an error, and the sink aborts.
+    let stream = spawn_blocking_stream("recommendForAllUsers", move |tx| {
         for batch in model.recommend_for_all_users(top_k, 16 * 1024) {
-            if tx.blocking_send(batch).is_err() {
-                break;
+            if !tx.blocking_send(Ok(batch?)) {
+                break; // the sink stopped: its error is reported
             }
         }
+        Ok(())
     });
-    // The sink drops the stream when it stops, which stops the producer.
-    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let written = ParquetObjectSink::new(options.out.clone())
         .write(
             &TableRef::new(RESULTS_TABLE, recommendations_schema()),
             WriteMode::Replace,
-            batch_stream(stream),
+            stream,
         )
-        .await;
-    producer
-        .await
-        .map_err(|e| Error::backend_msg("train", "als", format!("recommendation thread: {e}")))?;
-    let written = written?;
+        .await?;
     stage(&mut stages, "recommend", t);
 
     Ok(TrainReport {

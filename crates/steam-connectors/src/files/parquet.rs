@@ -264,13 +264,14 @@ impl Source for ParquetFileSource {
             .with_batch_size(self.batch_size)
             .build()
             .map_err(|e| Error::backend(BACKEND, &target, e))?;
-        Ok(spawn_blocking_stream(move |tx| {
+        Ok(spawn_blocking_stream(target.clone(), move |tx| {
             for batch in reader {
-                let item = batch.map_err(|e| Error::arrow(format!("reading {target}"), e));
-                if !tx.send(item) {
+                let batch = batch.map_err(|e| Error::arrow(format!("reading {target}"), e))?;
+                if !tx.blocking_send(Ok(batch)) {
                     break;
                 }
             }
+            Ok(())
         }))
     }
 }

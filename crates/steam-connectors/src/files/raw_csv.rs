@@ -333,12 +333,14 @@ impl Source for RawCsvSource {
 
     async fn read(&self) -> Result<BatchStream> {
         let reader = RawCsvReader::open(&self.path, self.file)?.with_batch_size(self.batch_size);
-        Ok(spawn_blocking_stream(move |tx| {
+        let what = self.path.display().to_string();
+        Ok(spawn_blocking_stream(what, move |tx| {
             for batch in reader {
-                if !tx.send(batch) {
+                if !tx.blocking_send(Ok(batch?)) {
                     break;
                 }
             }
+            Ok(())
         }))
     }
 }

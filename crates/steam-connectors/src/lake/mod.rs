@@ -41,6 +41,9 @@ pub use object::ParquetObjectSink;
 pub use read::{sql, LakeSource};
 pub use write::{LakeCsvSink, LakeParquetSink};
 
+/// What the hidden name of a staged local upload has after the target's name.
+const STAGING: &str = ".staging-";
+
 /// The name of the Hive partition column of the conformed layer.
 pub const PARTITION_COLUMN: &str = "record_created_dt";
 
@@ -71,8 +74,9 @@ pub struct Lake {
     url: String,
     store: Arc<dyn ObjectStore>,
     prefix: Path,
-    /// A local directory: parts of an upload are written one after the other into one file.
-    local: bool,
+    /// A local directory: parts of an upload are written one after the other into one file, and
+    /// uploads are staged under hidden names (see [`Lake::staging`]).
+    local: Option<Arc<object_store::local::LocalFileSystem>>,
 }
 
 impl fmt::Debug for Lake {
@@ -139,7 +143,7 @@ impl Lake {
             message: e.to_string(),
             source: Some(Box::new(e)),
         };
-        let local = parsed.scheme() == "file";
+        let mut local = None;
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match parsed.scheme() {
             "s3" | "s3a" => {
                 use object_store::aws::AmazonS3ConfigKey as Key;
@@ -180,9 +184,11 @@ impl Lake {
                     .to_file_path()
                     .map_err(|_| bad("not a local path".into()))?;
                 let prefix = Path::from_absolute_path(&path).map_err(|e| bad(e.to_string()))?;
-                let store =
-                    object_store::local::LocalFileSystem::new().with_automatic_cleanup(true);
-                (Arc::new(store), prefix)
+                let store = Arc::new(
+                    object_store::local::LocalFileSystem::new().with_automatic_cleanup(true),
+                );
+                local = Some(store.clone());
+                (store, prefix)
             }
             "memory" => {
                 let store = object_store::memory::InMemory::new();
@@ -208,7 +214,7 @@ impl Lake {
             url: name.into(),
             store,
             prefix,
-            local: false,
+            local: None,
         }
     }
 
@@ -237,11 +243,67 @@ impl Lake {
     /// Parts of one multipart upload in flight at once: one for a local directory, whose parts go
     /// into one file in turn, [`upload::CONCURRENCY`] for a remote store.
     pub(crate) fn concurrent_parts(&self) -> usize {
-        if self.local {
+        if self.local.is_some() {
             1
         } else {
             upload::CONCURRENCY
         }
+    }
+
+    /// Where an upload to `location` is written before it is moved into place, if not to
+    /// `location` itself: on a local directory, a hidden name beside it
+    /// (`.NAME.staging-PID-NANOS`), since the parts of a local upload are written into a file in
+    /// the target's directory as they come, and table readers (pyarrow, Spark, DataFusion, Hive)
+    /// skip names that start with `.`. On object stores an upload is invisible until it completes,
+    /// so it goes to `location` directly.
+    pub(crate) fn staging(&self, location: &Path) -> Option<Path> {
+        self.local.as_ref()?;
+        let name = location.filename()?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let staged = format!(".{name}{STAGING}{}-{nanos}", std::process::id());
+        let parent: Vec<_> = location.parts().collect();
+        let parent = &parent[..parent.len().saturating_sub(1)];
+        Some(Path::from_iter(parent.iter().cloned()).join(staged.as_str()))
+    }
+
+    /// Removes what killed writers of `location` left on a local directory: its staged uploads
+    /// (see [`Lake::staging`]), whole or in parts. Returns how many were removed.
+    pub(crate) async fn remove_leftovers(&self, location: &Path) -> Result<usize> {
+        let (Some(local), Some(name)) = (&self.local, location.filename()) else {
+            return Ok(0);
+        };
+        let file = local
+            .path_to_filesystem(location)
+            .map_err(|e| self.error(location, e))?;
+        let Some(dir) = file.parent().map(|d| d.to_path_buf()) else {
+            return Ok(0);
+        };
+        let marker = format!(".{name}{STAGING}");
+        let mut removed = 0;
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        while let Some(entry) = entries.next_entry().await.map_err(|e| Error::io(&dir, e))? {
+            if entry.file_name().to_string_lossy().starts_with(&marker) {
+                match tokio::fs::remove_file(entry.path()).await {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(entry.path(), e)),
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(
+                "removed {removed} leftover staged upload(s) of {}",
+                self.describe(location)
+            );
+        }
+        Ok(removed)
     }
 
     /// The lake at `part` under this one's prefix (same store), such as a table's directory or
@@ -251,7 +313,7 @@ impl Lake {
             url: format!("{}/{part}", self.url.trim_end_matches('/')),
             store: self.store.clone(),
             prefix: self.path(&[part]),
-            local: self.local,
+            local: self.local.clone(),
         }
     }
 

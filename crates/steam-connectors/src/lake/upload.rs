@@ -39,6 +39,8 @@ struct Buffers {
     out: usize,
     /// The upload stopped: nothing more will be returned.
     closed: bool,
+    /// Encoders waiting for a buffer.
+    waiting: usize,
 }
 
 impl Pool {
@@ -48,6 +50,7 @@ impl Pool {
                 free: Vec::new(),
                 out: 0,
                 closed: false,
+                waiting: 0,
             }),
             returned: Condvar::new(),
             limit: limit.max(1),
@@ -74,10 +77,12 @@ impl Pool {
                 buffers.out += 1;
                 return Ok(BytesMut::with_capacity(CHUNK));
             }
+            buffers.waiting += 1;
             buffers = self
                 .returned
                 .wait(buffers)
                 .unwrap_or_else(PoisonError::into_inner);
+            buffers.waiting -= 1;
         }
     }
 
@@ -239,11 +244,26 @@ where
         Ok((rows, io.out.written))
     });
 
-    let upload = match lake.store().put_multipart(location).await {
+    // Leftovers of killed writers of this object go first; then the upload goes to its staging
+    // name, if it has one (see Lake::staging).
+    let staging = lake.staging(location);
+    let prepared = match lake.remove_leftovers(location).await {
+        Ok(_) => Ok(staging.as_ref().unwrap_or(location)),
+        Err(e) => Err(e),
+    };
+    let started = match prepared {
+        Ok(target) => lake
+            .store()
+            .put_multipart(target)
+            .await
+            .map_err(|e| lake.error(location, e)),
+        Err(e) => Err(e),
+    };
+    let upload = match started {
         Ok(upload) => upload,
         Err(e) => {
             pool.close();
-            return Err(lake.error(location, e));
+            return Err(e);
         }
     };
     let mut parts = Parts {
@@ -287,7 +307,17 @@ where
     };
     match (streamed, encoded) {
         (Ok(_), Ok((rows, bytes))) => match parts.finish().await {
-            Ok(()) => Ok((rows, bytes)),
+            Ok(()) => match staging {
+                None => Ok((rows, bytes)),
+                // A rename within one directory: readers see the old object or the new one.
+                Some(staged) => match lake.store().rename(&staged, location).await {
+                    Ok(()) => Ok((rows, bytes)),
+                    Err(e) => {
+                        let _ = lake.store().delete(&staged).await;
+                        Err(lake.error(location, e))
+                    }
+                },
+            },
             Err(e) => {
                 parts.abort().await;
                 Err(lake.error(location, e))
@@ -353,7 +383,10 @@ mod tests {
         let held = pool.take().unwrap();
         let waiting = pool.clone();
         let writer = std::thread::spawn(move || waiting.take().map(|_| ()));
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        // Close only once the writer is waiting for a buffer.
+        while pool.lock().waiting == 0 {
+            std::thread::yield_now();
+        }
         pool.close();
         assert!(writer.join().unwrap().is_err());
         drop(held);

@@ -8,12 +8,12 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use futures::StreamExt;
 use steam_core::{batch_stream, BatchStream, Error, Result, Source};
-use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
 use super::binary::Decoder;
 use super::config::{message, PostgresConfig};
 use super::types::{quote_ident, quote_literal, PgType};
+use crate::stream::batch_channel;
 
 /// What a [`PostgresSource`] reads.
 #[derive(Debug, Clone)]
@@ -203,7 +203,7 @@ impl PostgresSource {
             .map_err(fail)?;
         let (min, max): (Option<i64>, Option<i64>) = (bounds.get(0), bounds.get(1));
         let ranges = split(min, max, partitions);
-        let (tx, rx) = mpsc::channel::<Result<RecordBatch>>(ranges.len().max(1));
+        let (tx, done, stream) = batch_channel(ranges.len().max(1), format!("postgres {name}"));
         let mut clients = Vec::new();
         for _ in &ranges {
             let client = self.config.connect().await?;
@@ -226,22 +226,26 @@ impl PostgresSource {
             let sql =
                 format!("COPY (SELECT * FROM ({select}) q WHERE {cond}) TO STDOUT (FORMAT binary)");
             let reader = self.reader();
-            let tx = tx.clone();
+            let (tx, done) = (tx.clone(), done.clone());
+            // Each range's reader says how it ended: the stream ends cleanly only when all did.
             tokio::spawn(async move {
                 let mut stream = reader.stream(client, sql);
                 while let Some(item) = stream.next().await {
-                    let stop = item.is_err();
-                    if tx.send(item).await.is_err() || stop {
-                        break;
+                    match item {
+                        Ok(batch) => {
+                            if !tx.send(Ok(batch)).await {
+                                return; // the consumer went away
+                            }
+                        }
+                        Err(e) => return done.fail(e).await,
                     }
                 }
+                done.finish();
             });
         }
+        done.finish();
         drop(tx);
-        Ok(batch_stream(futures::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
-        )))
+        Ok(stream)
     }
 }
 
