@@ -346,3 +346,220 @@ async fn connection_test_names_each_backend_down_with_its_cause() {
         assert!(c.result.is_ok(), "{c}");
     }
 }
+
+/// A batch of served rows (`user_id`, `recommendations` list<int32>) for `users`, each
+/// recommended `[u * 10 + salt]`.
+fn served(users: std::ops::Range<i32>, salt: i32) -> RecordBatch {
+    let schema = steam_recsys::transforms::served_schema();
+    let lists = ListArray::from_iter_primitive::<Int32Type, _, _>(
+        users.clone().map(|u| Some(vec![Some(u * 10 + salt)])),
+    );
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int32Array::from_iter_values(users)),
+            Arc::new(lists),
+        ],
+    )
+    .unwrap()
+}
+
+/// Each user's recommendations, as a reader following the refresh contract sees them.
+async fn newest(config: &MongoConfig, collection: &str) -> Vec<(i32, Vec<i32>)> {
+    use arrow::array::AsArray;
+    let schema = steam_recsys::transforms::served_schema();
+    let source = MongoSource::new(config.clone(), collection, schema).newest_per_key(&["user_id"]);
+    let mut out = Vec::new();
+    for b in source.read_all().await.unwrap() {
+        let users = common::i32s(&b, "user_id");
+        let lists = b.column(1).as_list::<i32>();
+        for (i, u) in users.into_iter().enumerate() {
+            let games = lists.value(i);
+            let games = games.as_primitive::<Int32Type>().values().to_vec();
+            out.push((u.unwrap(), games));
+        }
+    }
+    out
+}
+
+fn refresh_sink(config: &MongoConfig) -> (MongoSink, TableRef) {
+    let sink = MongoSink::new(config.clone())
+        .with_key(&["user_id"])
+        .with_batch_documents(100);
+    let table = TableRef::new("recsys", steam_recsys::transforms::served_schema());
+    (sink, table)
+}
+
+async fn count(config: &MongoConfig, collection: &str) -> u64 {
+    let client = config.client().await.unwrap();
+    client
+        .database(config.database())
+        .collection::<Document>(collection)
+        .count_documents(doc! {})
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn readers_overlapping_a_refresh_always_find_one_document_per_user() {
+    use steam_recsys::connectors::batch_channel;
+    let config = mongo();
+    let (sink, table) = refresh_sink(&config);
+    // Users 1..=1000 served by an earlier run.
+    sink.write(
+        &table,
+        WriteMode::Replace,
+        batch_stream(stream::iter([Ok(served(1..1001, 0))])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(count(&config, "recsys").await, 1000);
+
+    // A refresh for users 501..=1300, paused after its first 500 users.
+    let (tx, done, rows) = batch_channel(2, "the test's rows");
+    let write = tokio::spawn({
+        let (sink, table) = (sink.clone(), table.clone());
+        async move { sink.write(&table, WriteMode::Replace, rows).await }
+    });
+    for start in (501..1001).step_by(100) {
+        assert!(tx.send(Ok(served(start..start + 100, 7))).await);
+    }
+    let waited = std::time::Instant::now();
+    while count(&config, "recsys").await < 1500 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the refresh did not progress"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Mid-refresh: every user has a document, and readers take the newest run's.
+    let seen = newest(&config, "recsys").await;
+    assert_eq!(seen.len(), 1000);
+    for (u, games) in &seen {
+        let salt = if *u > 500 { 7 } else { 0 };
+        assert_eq!(games, &vec![u * 10 + salt], "user {u}");
+    }
+    assert!(tx.send(Ok(served(1001..1301, 7))).await);
+    done.finish();
+    drop(tx);
+    let summary = write.await.unwrap().unwrap();
+    assert_eq!(summary.rows, 800);
+
+    // After it: exactly the new users, one document each, with the new lists.
+    let docs = documents(&config, "recsys").await;
+    assert_eq!(docs.len(), 800);
+    let seen = newest(&config, "recsys").await;
+    assert_eq!(
+        seen,
+        (501..1301)
+            .map(|u| (u, vec![u * 10 + 7]))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_failed_refresh_removes_nothing_and_a_rerun_completes_it() {
+    let config = mongo();
+    let (sink, table) = refresh_sink(&config);
+    sink.write(
+        &table,
+        WriteMode::Replace,
+        batch_stream(stream::iter([Ok(served(1..301, 0))])),
+    )
+    .await
+    .unwrap();
+    let failing = batch_stream(stream::iter([
+        Ok(served(1..101, 3)),
+        Err(steam_recsys::core::Error::backend_msg(
+            "lake",
+            "results",
+            "object vanished",
+        )),
+    ]));
+    let err = sink
+        .write(&table, WriteMode::Replace, failing)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("object vanished"), "{err}");
+    assert_eq!(count(&config, "recsys").await, 400, "nothing removed");
+    let seen = newest(&config, "recsys").await;
+    assert_eq!(seen.len(), 300);
+    assert_eq!(seen[0], (1, vec![13]));
+    assert_eq!(seen[299], (300, vec![3000]));
+
+    // A key twice in one run is refused, and removes nothing either.
+    let twice = batch_stream(stream::iter([Ok(served(1..3, 5)), Ok(served(2..3, 5))]));
+    let err = sink
+        .write(&table, WriteMode::Replace, twice)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("repeats") && err.contains("user_id"), "{err}");
+    assert_eq!(newest(&config, "recsys").await.len(), 300);
+
+    sink.write(
+        &table,
+        WriteMode::Replace,
+        batch_stream(stream::iter([Ok(served(1..251, 9))])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(count(&config, "recsys").await, 250);
+    assert_eq!(
+        newest(&config, "recsys").await,
+        (1..251).map(|u| (u, vec![u * 10 + 9])).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_takes_over_a_collection_of_inserted_documents_with_a_unique_key_index() {
+    let config = mongo();
+    let (sink, table) = refresh_sink(&config);
+    // As an earlier version left it: plain documents and a unique index on user_id.
+    sink.write(
+        &table,
+        WriteMode::Upsert {
+            keys: vec!["user_id".into()],
+        },
+        batch_stream(stream::iter([Ok(served(1..51, 0))])),
+    )
+    .await
+    .unwrap();
+    sink.write(
+        &table,
+        WriteMode::Replace,
+        batch_stream(stream::iter([Ok(served(20..71, 4))])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        newest(&config, "recsys").await,
+        (20..71).map(|u| (u, vec![u * 10 + 4])).collect::<Vec<_>>()
+    );
+    assert_eq!(count(&config, "recsys").await, 51);
+}
+
+#[tokio::test]
+async fn a_uri_with_options_connects_as_the_driver_reads_it() {
+    let base = std::env::var("STEAM_TEST_MONGODB_URI").unwrap();
+    let database = common::unique_schema("opts");
+    let uri = format!(
+        "{}/{database}?appName=steam-test&retryWrites=false&w=1&directConnection=true\
+         &serverSelectionTimeoutMS=5000&maxPoolSize=4",
+        base.trim_end_matches('/')
+    );
+    let config = MongoConfig::from_uri(&uri).unwrap();
+    assert_eq!(config.database(), database);
+    assert!(config.describe().contains("retryWrites=false"));
+    config.ping().await.unwrap();
+    let (sink, table) = refresh_sink(&config);
+    sink.write(
+        &table,
+        WriteMode::Replace,
+        batch_stream(stream::iter([Ok(served(1..4, 1))])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(newest(&config, "recsys").await.len(), 3);
+}

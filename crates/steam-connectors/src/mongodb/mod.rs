@@ -1,10 +1,13 @@
 //! MongoDB: Arrow streams into collections as documents, and collections back as Arrow.
 //!
-//! - [`MongoConfig`]: a URI (`mongodb://…`, or `mongodb+srv://…` for Atlas) or the reference's
-//!   `MONGODB_HOST`, `MONGODB_USER`, `MONGODB_PASSWORD`; the password never shown.
-//! - [`MongoSink`]: insert, upsert on key columns, or refresh (the collection ends holding exactly
-//!   this run's documents, without a moment where a kept key has no document).
-//! - [`MongoSource`]: a collection (filter, projection, limit) as Arrow batches of a given schema.
+//! - [`MongoConfig`]: a URI as the driver reads it (`mongodb://h1,h2/?replicaSet=rs0`,
+//!   `mongodb+srv://…` for Atlas, any option) or the reference's `MONGODB_HOST`, `MONGODB_USER`,
+//!   `MONGODB_PASSWORD`; the password never shown.
+//! - [`MongoSink`]: insert, upsert on key columns, or refresh: bulk inserts of this run's documents,
+//!   then one sweep of earlier runs' (the collection ends holding exactly this run's documents,
+//!   without a moment where a kept key has no document; readers take a key's newest document).
+//! - [`MongoSource`]: a collection (filter, projection, limit, each key's newest document) as
+//!   Arrow batches of a given schema.
 //!
 //! Rows become documents one field per column: 8-, 16- and 32-bit integers as Int32, 64-bit (and
 //! unsigned 32-bit) as Int64, floats as Double, strings, booleans, dates and timestamps as BSON
@@ -18,7 +21,7 @@ mod source;
 use std::fmt;
 use std::time::Duration;
 
-use mongodb::options::{ClientOptions, Credential};
+use mongodb::options::{ClientOptions, ConnectionString, Credential};
 use mongodb::Client;
 use steam_core::{Error, Result, Secret};
 
@@ -26,13 +29,23 @@ pub use sink::{MongoSink, RUN_FIELD};
 pub use source::MongoSource;
 
 /// How to reach a MongoDB deployment and which database to use.
+///
+/// The URI is read as the driver reads it ([`ConnectionString`]): one host or several (a replica
+/// set's seed list, `?replicaSet=rs0`), `mongodb+srv://` (the hosts come from DNS when connecting),
+/// and every option the driver knows. The password is taken out and kept as a [`Secret`]; neither
+/// it nor option values that are secrets (`tlsCertificateKeyFilePassword`,
+/// `authMechanismProperties`, `proxyPassword`) appear in messages or in `Debug` output.
 #[derive(Clone)]
 pub struct MongoConfig {
-    /// The URI with any password taken out.
-    uri: String,
+    /// The parsed URI, without its credential.
+    conn: ConnectionString,
+    /// The URI as messages show it: hosts, path and options, without the user information and
+    /// secret option values.
+    shown: String,
+    /// The URI's credential without its password (user, auth source, mechanism), if any.
+    credential: Option<Credential>,
     /// The password: from the URI or from `MONGODB_PASSWORD`.
     password: Option<Secret>,
-    user: Option<String>,
     database: String,
     server_selection_timeout: Duration,
 }
@@ -40,47 +53,52 @@ pub struct MongoConfig {
 impl fmt::Debug for MongoConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MongoConfig")
-            .field("uri", &self.uri)
-            .field("user", &self.user)
+            .field("uri", &self.shown)
+            .field(
+                "user",
+                &self.credential.as_ref().and_then(|c| c.username.as_deref()),
+            )
             .field("password", &self.password)
             .field("database", &self.database)
             .finish()
     }
 }
 
+/// URI options whose values are secrets.
+const SECRET_OPTIONS: [&str; 3] = [
+    "tlscertificatekeyfilepassword",
+    "authmechanismproperties",
+    "proxypassword",
+];
+
 impl MongoConfig {
     /// The database used when none is given.
     pub const DEFAULT_DATABASE: &'static str = "steam_recsys";
 
-    /// A configuration from a `mongodb://` or `mongodb+srv://` URI. A password in the URI is
+    /// A configuration from a `mongodb://` or `mongodb+srv://` URI, parsed as the driver parses it
+    /// (no network access: an SRV name is looked up when connecting). A password in the URI is
     /// taken out of it and kept as a [`Secret`].
     pub fn from_uri(uri: &str) -> Result<Self> {
-        let mut parsed = url::Url::parse(uri).map_err(|e| Error::Config {
+        let shown = show_uri(uri);
+        let mut conn = ConnectionString::parse(uri).map_err(|e| Error::Config {
             key: "mongodb uri".into(),
-            reason: e.to_string(),
+            reason: format!("{shown}: {}", scrub(&e.to_string(), uri)),
         })?;
-        if !matches!(parsed.scheme(), "mongodb" | "mongodb+srv") {
-            return Err(Error::Config {
-                key: "mongodb uri".into(),
-                reason: format!("scheme {:?} is not mongodb or mongodb+srv", parsed.scheme()),
-            });
-        }
-        let password = parsed.password().map(|p| Secret::new(percent_decode(p)));
-        let user = (!parsed.username().is_empty()).then(|| percent_decode(parsed.username()));
-        let _ = parsed.set_password(None);
-        let _ = parsed.set_username("");
-        let database = parsed
-            .path()
-            .trim_start_matches('/')
-            .split('/')
-            .next()
+        let mut credential = conn.credential.take();
+        let password = credential
+            .as_mut()
+            .and_then(|c| c.password.take())
+            .map(Secret::new);
+        let database = conn
+            .default_database
+            .clone()
             .filter(|d| !d.is_empty())
-            .unwrap_or(Self::DEFAULT_DATABASE)
-            .to_owned();
+            .unwrap_or_else(|| Self::DEFAULT_DATABASE.to_owned());
         Ok(MongoConfig {
-            uri: parsed.to_string(),
+            conn,
+            shown,
+            credential,
             password,
-            user,
             database,
             server_selection_timeout: Duration::from_secs(10),
         })
@@ -103,7 +121,10 @@ impl MongoConfig {
         };
         let mut config = Self::from_uri(&uri)?;
         if let Some(user) = var("MONGODB_USER") {
-            config.user = Some(user);
+            config
+                .credential
+                .get_or_insert_with(Credential::default)
+                .username = Some(user);
         }
         if let Some(password) = var("MONGODB_PASSWORD") {
             config.password = Some(Secret::new(password));
@@ -131,30 +152,29 @@ impl MongoConfig {
         &self.database
     }
 
-    /// The URI without credentials, and the user, for messages.
+    /// The URI without secrets (the hosts, the path, the options) and the user, for messages.
     pub fn describe(&self) -> String {
-        match &self.user {
-            Some(user) => format!("{} (user {user})", self.uri),
-            None => self.uri.clone(),
+        match self.credential.as_ref().and_then(|c| c.username.as_deref()) {
+            Some(user) => format!("{} (user {user})", self.shown),
+            None => self.shown.clone(),
         }
     }
 
     /// A client. The driver connects lazily and retries reads and writes once on transient errors
     /// (its retryable reads and writes); [`MongoConfig::ping`] checks the deployment answers.
     pub async fn client(&self) -> Result<Client> {
-        let mut options = ClientOptions::parse(&self.uri)
+        let mut options = ClientOptions::parse(self.conn.clone())
             .await
             .map_err(|e| self.error("connecting", e))?;
-        if self.user.is_some() || self.password.is_some() {
-            options.credential = Some(
-                Credential::builder()
-                    .username(self.user.clone())
-                    .password(self.password.as_ref().map(|p| p.expose().to_owned()))
-                    .build(),
-            );
+        if self.credential.is_some() || self.password.is_some() {
+            let mut credential = self.credential.clone().unwrap_or_default();
+            credential.password = self.password.as_ref().map(|p| p.expose().to_owned());
+            options.credential = Some(credential);
         }
         options.server_selection_timeout = Some(self.server_selection_timeout);
-        options.app_name = Some("steam-recsys".into());
+        if options.app_name.is_none() {
+            options.app_name = Some("steam-recsys".into());
+        }
         Client::with_options(options).map_err(|e| self.error("connecting", e))
     }
 
@@ -188,31 +208,151 @@ pub(crate) fn redacted(e: &mongodb::error::Error, password: Option<&Secret>) -> 
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
+/// `uri` as messages show it: no user information, the hosts, the path, and the options with the
+/// values of secret ones replaced by `***`.
+fn show_uri(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return "(not a mongodb:// URI)".into();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let hosts = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, hosts)| hosts);
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let options: Vec<String> = query
+                .split('&')
+                .map(|option| match option.split_once('=') {
+                    Some((k, _)) if SECRET_OPTIONS.contains(&k.to_ascii_lowercase().as_str()) => {
+                        format!("{k}=***")
+                    }
+                    _ => option.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", options.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{hosts}{tail}")
+}
+
+/// A message of the driver about `uri`, with any secret of the URI (the password, secret option
+/// values; raw or percent-decoded) replaced by `***`.
+fn scrub(message: &str, uri: &str) -> String {
+    let mut secrets = Vec::new();
+    if let Some((_, rest)) = uri.split_once("://") {
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some((userinfo, _)) = rest[..end].rsplit_once('@') {
+            if let Some((_, password)) = userinfo.split_once(':') {
+                secrets.push(password.to_owned());
+            }
+        }
+        if let Some((_, query)) = rest.split_once('?') {
+            for option in query.split('&') {
+                if let Some((k, v)) = option.split_once('=') {
+                    if SECRET_OPTIONS.contains(&k.to_ascii_lowercase().as_str()) {
+                        secrets.push(v.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    let mut out = message.to_owned();
+    for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+        let decoded = percent_encoding::percent_decode_str(&secret)
+            .decode_utf8_lossy()
+            .into_owned();
+        out = out.replace(&secret, "***").replace(&decoded, "***");
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn shown(c: &MongoConfig) -> String {
+        format!("{c:?} {}", c.describe())
+    }
+
     #[test]
     fn the_password_is_taken_out_of_the_uri() {
         let c = MongoConfig::from_uri("mongodb://mage:p%40ss@db.example:27017/serving").unwrap();
         assert_eq!(c.database(), "serving");
         assert_eq!(c.password.as_ref().unwrap().expose(), "p@ss");
-        let shown = format!("{c:?} {}", c.describe());
+        let text = shown(&c);
+        assert!(!text.contains("p@ss") && !text.contains("p%40ss"), "{text}");
         assert!(
-            !shown.contains("p@ss") && !shown.contains("p%40ss"),
-            "{shown}"
+            text.contains("db.example:27017") && text.contains("user mage"),
+            "{text}"
         );
-        assert!(shown.contains("db.example:27017"), "{shown}");
-        assert!(MongoConfig::from_uri("http://x").is_err());
+        let err = MongoConfig::from_uri("http://x").unwrap_err().to_string();
+        assert!(err.contains("mongodb uri"), "{err}");
         assert_eq!(
             MongoConfig::from_uri("mongodb://h").unwrap().database(),
             MongoConfig::DEFAULT_DATABASE
         );
+    }
+
+    #[test]
+    fn replica_sets_srv_and_options_are_read_as_the_driver_reads_them() {
+        let c = MongoConfig::from_uri(
+            "mongodb://app:s3cr%2Ft@h1.example:27017,h2.example:27018,[::1]:27019/recs\
+             ?replicaSet=rs0&authSource=admin&readPreference=secondaryPreferred&w=majority\
+             &tls=true&retryWrites=false",
+        )
+        .unwrap();
+        assert_eq!(c.database(), "recs");
+        assert_eq!(c.conn.replica_set.as_deref(), Some("rs0"));
+        assert_eq!(c.conn.retry_writes, Some(false));
+        match &c.conn.host_info {
+            mongodb::options::HostInfo::HostIdentifiers(hosts) => assert_eq!(hosts.len(), 3),
+            other => panic!("{other:?}"),
+        }
+        let credential = c.credential.as_ref().unwrap();
+        assert_eq!(credential.username.as_deref(), Some("app"));
+        assert_eq!(credential.source.as_deref(), Some("admin"));
+        assert!(credential.password.is_none());
+        assert_eq!(c.password.as_ref().unwrap().expose(), "s3cr/t");
+        let text = shown(&c);
+        assert!(!text.contains("s3cr"), "{text}");
+        assert!(
+            text.contains("h1.example:27017,h2.example:27018,[::1]:27019/recs?replicaSet=rs0"),
+            "{text}"
+        );
+        let options = show_uri(
+            "mongodb://h/?tlsCertificateKeyFilePassword=keypass&authMechanismProperties=\
+             AWS_SESSION_TOKEN:tok3n&appName=x",
+        );
+        assert_eq!(
+            options,
+            "mongodb://h/?tlsCertificateKeyFilePassword=***&authMechanismProperties=***&appName=x"
+        );
+
+        let srv = MongoConfig::from_uri(
+            "mongodb+srv://app:pw-secret@cluster0.abcde.mongodb.net/serving?retryWrites=true&w=majority",
+        )
+        .unwrap();
+        assert_eq!(srv.database(), "serving");
+        assert!(matches!(
+            srv.conn.host_info,
+            mongodb::options::HostInfo::DnsRecord(ref name) if name == "cluster0.abcde.mongodb.net"
+        ));
+        assert!(!shown(&srv).contains("pw-secret"));
+    }
+
+    #[test]
+    fn bad_uris_are_clear_errors_without_the_password() {
+        for uri in [
+            "mongodb://app:hunter2@h1:notaport/db",
+            "mongodb://app:hunter2@h1:27017/db?replicaSet=rs0&unknownOption=1&w=-5",
+            "mongodb+srv://app:hunter2@h1:27017/db",
+            "mongodb://app:hunter2@/db",
+        ] {
+            let err = MongoConfig::from_uri(uri).unwrap_err().to_string();
+            assert!(err.contains("mongodb uri"), "{uri}: {err}");
+            assert!(!err.contains("hunter2"), "{uri}: {err}");
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
@@ -22,13 +22,23 @@ pub const RUN_FIELD: &str = "_steam_run";
 ///   [`MongoSink::with_batch_documents`] documents).
 /// - [`WriteMode::Upsert`]: one document per key, replaced in place or added, with a unique index
 ///   on the keys created if missing (a rerun never duplicates).
-/// - [`WriteMode::Replace`] (refresh, keyed on [`MongoSink::with_key`]): upsert every row, marking
-///   it with this run's id in [`RUN_FIELD`], then delete the documents this run did not write. A
-///   key present before and after the run always has a document (it is replaced in place, never
-///   deleted and re-added), a key missing from the new rows is gone after it, and a failed run
-///   deletes nothing, so a rerun completes the refresh.
+/// - [`WriteMode::Replace`] (refresh, keyed on [`MongoSink::with_key`]): bulk-insert every row as
+///   a new document marked with this run's id in [`RUN_FIELD`], then delete, in one sweep, the
+///   documents of earlier runs. Run ids grow with time, so "newest" is "greatest". A key present
+///   before and after the run has a document at every moment (the new one is added before the old
+///   one goes), a key missing from the new rows is gone after it, and a failed run deletes nothing,
+///   so a rerun completes the refresh. A unique index on the keys and [`RUN_FIELD`] (descending)
+///   refuses a key twice in one run and serves lookups of a key's newest document; an index on
+///   [`RUN_FIELD`] serves the sweep. A unique index on the keys alone, as upsert mode and earlier
+///   versions of refresh create, would refuse the new documents and is dropped.
 ///
-/// The bulk `update` command is used rather than `bulkWrite`, which servers before MongoDB 8 lack.
+/// **Readers' contract**: while a refresh runs (or after one failed), a key can have two documents,
+/// the newest run's and an older one; readers take the one with the greatest [`RUN_FIELD`], as
+/// [`MongoSource::newest_per_key`](super::MongoSource::newest_per_key) does, or, for one key,
+/// `find({key}).sort({_steam_run: -1}).limit(1)`.
+///
+/// Only driver commands every MongoDB server has are used (`insert`, `delete`, `update`,
+/// `createIndexes`, `listIndexes`, `dropIndexes`), nothing specific to any server.
 #[derive(Debug, Clone)]
 pub struct MongoSink {
     config: MongoConfig,
@@ -74,10 +84,19 @@ impl MongoSink {
         }
     }
 
-    async fn unique_index(&self, coll: &Collection<Document>, keys: &[String]) -> Result<()> {
+    /// Creates (if missing) a unique index on `keys`, then `last` descending when given.
+    async fn unique_index(
+        &self,
+        coll: &Collection<Document>,
+        keys: &[String],
+        last: Option<&str>,
+    ) -> Result<()> {
         let mut spec = Document::new();
         for k in keys {
             spec.insert(k.clone(), 1);
+        }
+        if let Some(last) = last {
+            spec.insert(last, -1);
         }
         let index = IndexModel::builder()
             .keys(spec)
@@ -89,16 +108,51 @@ impl MongoSink {
         Ok(())
     }
 
+    /// Readies `coll` for a refresh on `keys` and returns the run's id: drops a unique index on
+    /// exactly the keys (it would refuse the run's documents), then creates the refresh's indexes.
+    async fn prepare_refresh(
+        &self,
+        coll: &Collection<Document>,
+        keys: &[String],
+    ) -> Result<String> {
+        let listing = |e| self.error(coll.name(), "listing indexes", e);
+        let mut indexes = coll.list_indexes().await.map_err(listing)?;
+        while let Some(index) = indexes.try_next().await.map_err(listing)? {
+            let unique = index
+                .options
+                .as_ref()
+                .and_then(|o| o.unique)
+                .unwrap_or(false);
+            let on_keys =
+                index.keys.len() == keys.len() && keys.iter().all(|k| index.keys.contains_key(k));
+            let name = index.options.as_ref().and_then(|o| o.name.clone());
+            if let (true, true, Some(name)) = (unique, on_keys, name) {
+                tracing::info!(
+                    "dropping the unique index {name:?} on {keys:?} of {}: a refresh keeps a \
+                     key's old document until its new one is written",
+                    coll.name()
+                );
+                coll.drop_index(name).await.map_err(|e| {
+                    self.error(coll.name(), "dropping the unique index on the keys", e)
+                })?;
+            }
+        }
+        self.unique_index(coll, keys, Some(RUN_FIELD)).await?;
+        coll.create_index(IndexModel::builder().keys(doc! { RUN_FIELD: 1 }).build())
+            .await
+            .map_err(|e| self.error(coll.name(), "creating the run index", e))?;
+        Ok(run_id())
+    }
+
     /// Upserts `docs` on `keys` with the `update` command; returns the documents matched or added.
     async fn upsert(
         &self,
         coll: &Collection<Document>,
         keys: &[String],
         docs: Vec<Document>,
-        run: Option<&str>,
     ) -> Result<u64> {
         let mut updates = Vec::with_capacity(docs.len());
-        for mut d in docs {
+        for d in docs {
             let mut filter = Document::new();
             for k in keys {
                 let v = d.get(k).cloned().unwrap_or(Bson::Null);
@@ -109,9 +163,6 @@ impl MongoSink {
                     });
                 }
                 filter.insert(k.clone(), v);
-            }
-            if let Some(run) = run {
-                d.insert(RUN_FIELD, run);
             }
             updates.push(doc! { "q": filter, "u": d, "upsert": true });
         }
@@ -177,19 +228,14 @@ impl Sink for MongoSink {
                 reason: format!("key column {k:?} is not a column of the data"),
             });
         }
-        if !keys.is_empty() {
-            self.unique_index(&coll, &keys).await?;
-        }
-        let run = (mode == WriteMode::Replace).then(|| {
-            format!(
-                "{}-{}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or_default()
-            )
-        });
+        let run = match &mode {
+            WriteMode::Replace => Some(self.prepare_refresh(&coll, &keys).await?),
+            WriteMode::Upsert { .. } => {
+                self.unique_index(&coll, &keys, None).await?;
+                None
+            }
+            WriteMode::Append => None,
+        };
         let (mut rows, mut bytes) = (0u64, 0u64);
         while let Some(batch) = batches.next().await {
             let batch = batch?;
@@ -197,22 +243,38 @@ impl Sink for MongoSink {
             let mut docs = to_documents(&target, &batch)?;
             while !docs.is_empty() {
                 let rest = docs.split_off(docs.len().min(self.batch_documents));
-                let chunk = std::mem::replace(&mut docs, rest);
+                let mut chunk = std::mem::replace(&mut docs, rest);
                 rows += chunk.len() as u64;
-                if keys.is_empty() {
-                    coll.insert_many(chunk)
-                        .ordered(false)
-                        .await
-                        .map_err(|e| self.error(&table.name, "insert", e))?;
-                } else {
-                    self.upsert(&coll, &keys, chunk, run.as_deref()).await?;
+                if let WriteMode::Upsert { .. } = mode {
+                    self.upsert(&coll, &keys, chunk).await?;
+                    continue;
                 }
+                if let Some(run) = &run {
+                    for d in &mut chunk {
+                        d.insert(RUN_FIELD, run.as_str());
+                    }
+                }
+                coll.insert_many(chunk).ordered(false).await.map_err(|e| {
+                    let what = if run.is_some() && is_duplicate_key(&e) {
+                        format!(
+                            "refresh: a key ({}) repeats in the new rows",
+                            keys.join(", ")
+                        )
+                    } else {
+                        "insert".to_owned()
+                    };
+                    self.error(&table.name, &what, e)
+                })?;
             }
         }
         if let Some(run) = run {
-            coll.delete_many(doc! { RUN_FIELD: { "$ne": run } })
-                .await
-                .map_err(|e| self.error(&table.name, "removing documents of earlier runs", e))?;
+            // One sweep: every document of an earlier run, or of no run (inserted).
+            coll.delete_many(doc! { "$or": [
+                { RUN_FIELD: { "$lt": run.as_str() } },
+                { RUN_FIELD: { "$exists": false } },
+            ] })
+            .await
+            .map_err(|e| self.error(&table.name, "removing documents of earlier runs", e))?;
         }
         Ok(WriteSummary::new(
             &table.name,
@@ -220,5 +282,30 @@ impl Sink for MongoSink {
             bytes,
             started.elapsed(),
         ))
+    }
+}
+
+/// A new run's id: the time in nanoseconds since 1970, zero-padded so that ids sort as the runs
+/// started, and the process id, so that runs started in the same nanosecond differ.
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{nanos:020}-{:010}", std::process::id())
+}
+
+/// A write refused for a duplicate key (server error code 11000).
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        mongodb::error::ErrorKind::InsertMany(failure) => failure
+            .write_errors
+            .iter()
+            .flatten()
+            .any(|w| w.code == 11000),
+        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => {
+            w.code == 11000
+        }
+        _ => false,
     }
 }

@@ -2,11 +2,11 @@
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
-use mongodb::bson::Document;
+use mongodb::bson::{Bson, Document};
 use steam_core::{batch_stream, BatchStream, Result, SchemaRef, Source};
 
 use super::convert::to_batch;
-use super::MongoConfig;
+use super::{MongoConfig, RUN_FIELD};
 
 /// A collection read as Arrow batches of a schema you give: each field from the document field of
 /// the same name (missing → null; a value of another type is an error naming the field).
@@ -19,6 +19,7 @@ pub struct MongoSource {
     projection: Option<Document>,
     limit: Option<i64>,
     batch_size: usize,
+    newest_per: Vec<String>,
 }
 
 impl MongoSource {
@@ -32,6 +33,7 @@ impl MongoSource {
             projection: None,
             limit: None,
             batch_size: 8192,
+            newest_per: Vec::new(),
         }
     }
 
@@ -50,6 +52,16 @@ impl MongoSource {
     /// At most `n` documents.
     pub fn with_limit(mut self, n: i64) -> Self {
         self.limit = Some(n);
+        self
+    }
+
+    /// Only each key's newest document: of the documents with the same values of `keys`, the one
+    /// with the greatest [`RUN_FIELD`] (the readers' contract of a refresh, see
+    /// [`MongoSink`](super::MongoSink)). Documents come sorted by the keys; the server sorts them
+    /// with the refresh's index, and the older duplicates are skipped as they stream by. A
+    /// projection must keep the key fields; a limit counts documents before the skipping.
+    pub fn newest_per_key(mut self, keys: &[&str]) -> Self {
+        self.newest_per = keys.iter().map(|k| k.to_string()).collect();
         self
     }
 
@@ -83,6 +95,14 @@ impl Source for MongoSource {
         if let Some(n) = self.limit {
             find = find.limit(n);
         }
+        if !self.newest_per.is_empty() {
+            let mut sort = Document::new();
+            for k in &self.newest_per {
+                sort.insert(k.clone(), 1);
+            }
+            sort.insert(RUN_FIELD, -1);
+            find = find.sort(sort);
+        }
         let cursor = find.await.map_err(|e| {
             self.config
                 .error(&format!("find in {}", self.collection), e)
@@ -90,8 +110,22 @@ impl Source for MongoSource {
         let config = self.config.clone();
         let schema = self.schema.clone();
         let target = format!("{}.{}", self.config.database(), self.collection);
+        let keys = self.newest_per.clone();
+        let mut previous: Option<Vec<Bson>> = None;
         let stream = cursor
             .map_err(move |e| config.error("reading", e))
+            .try_filter(move |doc| {
+                let mut keep = true;
+                if !keys.is_empty() {
+                    let key: Vec<Bson> = keys
+                        .iter()
+                        .map(|k| doc.get(k).cloned().unwrap_or(Bson::Null))
+                        .collect();
+                    keep = previous.as_ref() != Some(&key);
+                    previous = Some(key);
+                }
+                futures::future::ready(keep)
+            })
             .try_chunks(self.batch_size)
             .map(move |chunk| match chunk {
                 Ok(docs) => to_batch(&target, &schema, &docs),
