@@ -420,7 +420,21 @@ async fn replace_keeps_the_old_table_when_the_connection_dies_mid_copy() {
                     .unwrap()
                     .get(0);
                 assert_eq!(killed, 1);
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                // Go on only once the backend is gone.
+                loop {
+                    let left: i64 = client
+                        .query_one(
+                            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                            &[&name],
+                        )
+                        .await
+                        .unwrap()
+                        .get(0);
+                    if left == 0 {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
             }
             Ok(numbered(i * 10_000, 10_000, |j| format!("new {j}")))
         }
@@ -558,8 +572,13 @@ async fn a_load_commits_all_tables_or_none() {
             batches(vec![numbered(1, 1, |_| "\0".into())]),
         )
         .await;
-    assert!(failed.is_err());
-    assert!(load.commit().await.is_err());
+    let e = failed.unwrap_err().to_string();
+    assert!(
+        e.contains("\\0") || e.contains("0x00") || e.contains("NUL"),
+        "{e}"
+    );
+    let e = load.commit().await.unwrap_err().to_string();
+    assert!(e.contains("failed"), "{e}");
     assert_eq!(labels(&config, "a").await, vec![(1, "old a".to_string())]);
     assert_eq!(labels(&config, "b").await, vec![(1, "old b".to_string())]);
 
@@ -637,7 +656,6 @@ async fn wrong_password_names_host_and_user_never_the_password() {
         .clone()
         .with_password("not-the-password-xyzzy".into())
         .with_retries(3, Duration::from_millis(10));
-    let started = std::time::Instant::now();
     let err = bad.connect().await.unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains(&good.describe()), "{msg}");
@@ -645,9 +663,8 @@ async fn wrong_password_names_host_and_user_never_the_password() {
     assert!(!msg.contains("xyzzy"), "{msg}");
     assert!(!format!("{err:?}").contains("xyzzy"));
     assert!(!format!("{bad:?}").contains("xyzzy"));
-    // A refused login is not retried.
+    // A refused login is not retried (a retried one says after how many attempts it gave up).
     assert!(!msg.contains("attempts"), "{msg}");
-    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[tokio::test]
@@ -705,7 +722,12 @@ async fn partitioned_read_returns_every_row_once() {
     let b = collect(parted.read_all().await.unwrap());
     assert_eq!(a.len(), 50_000);
     assert_eq!(a, b);
-    assert!(plain.clone().partitioned("label", 2).is_err());
+    let e = plain
+        .clone()
+        .partitioned("label", 2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("\"label\" is not an integer column"), "{e}");
 }
 
 #[cfg(feature = "postgres-tls")]
@@ -752,13 +774,11 @@ async fn tls_is_used_and_the_server_certificate_verified() {
         .unwrap();
     assert!(status.success());
     let wrong = verified.clone().with_tls_root_certificate(other_ca.path());
-    let started = std::time::Instant::now();
     let err = ssl(&wrong).await.unwrap_err().to_string();
     assert!(
         err.contains("UnknownIssuer") && !err.contains("attempts"),
         "{err}"
     );
-    assert!(started.elapsed() < Duration::from_secs(2));
     let missing = verified.with_tls_root_certificate("/nonexistent/ca.pem");
     let err = ssl(&missing).await.unwrap_err().to_string();
     assert!(err.contains("/nonexistent/ca.pem"), "{err}");

@@ -184,8 +184,11 @@ async fn a_failed_reload_leaves_all_eleven_tables_as_they_were() {
         *b = 0xAB;
     }
     std::fs::write(&ranking, corrupt).unwrap();
-    let err = postgres_init(&InitInput::Processed(broken.path().to_owned()), &config).await;
-    assert!(err.is_err());
+    let err = postgres_init(&InitInput::Processed(broken.path().to_owned()), &config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("games_ranking.parquet"), "{err}");
     assert_eq!(counts(&config).await, before);
 
     // The command line, with a schema flag over the URL's default.

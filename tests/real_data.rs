@@ -1,4 +1,4 @@
-//! The cleaning transforms on the scraper's real files (read in place from ../shared/data/real).
+//! The cleaning transforms on the scraper's real files (tests/fixtures/real).
 
 mod common;
 

@@ -191,7 +191,8 @@ async fn bad_inputs_are_clear_errors_and_leave_the_results_alone() {
     // A directory with no Parquet objects.
     std::fs::create_dir_all(dir.path().join("empty")).unwrap();
     options.reviews = lake(&dir.path().join("empty"));
-    assert!(train(&options).await.is_err());
+    let e = train(&options).await.unwrap_err().to_string();
+    assert!(e.contains("empty"), "{e}");
 
     // Bad parameters.
     options.reviews = lake(&tables.join("games_reviews.parquet"));

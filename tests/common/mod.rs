@@ -9,15 +9,9 @@ use arrow::datatypes::{Date32Type, Float32Type, Int32Type, Int64Type};
 use steam_recsys::connectors::files::ParquetFileSource;
 use steam_recsys::core::Table;
 
-/// The real scraped files, read in place from the shared data folder.
+/// The real scraped files, kept in the repository as test fixtures (see their README).
 pub fn real_data_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real");
-    assert!(
-        dir.join("games_description.csv").is_file() && dir.join("games_ranking.csv").is_file(),
-        "the real data files must be at {} (they are not part of this repository)",
-        dir.display()
-    );
-    dir
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real")
 }
 
 /// The documented sizes of the tables made from the real description and ranking files.

@@ -212,7 +212,8 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), 11);
-        assert!("nope".parse::<Table>().is_err());
+        let e = "nope".parse::<Table>().unwrap_err().to_string();
+        assert!(e.contains("\"nope\"") && e.contains("games_reviews"), "{e}");
     }
 
     #[test]

@@ -527,6 +527,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("reg-param"), "{e}");
-        assert!(AlsModel::fit(&Ratings::new(), &AlsParams::default()).is_err());
+        let e = AlsModel::fit(&Ratings::new(), &AlsParams::default()).unwrap_err();
+        assert!(e.to_string().contains("no ratings"), "{e}");
     }
 }

@@ -17,7 +17,14 @@ use crate::{
 
 /// Data pipelines of a Steam game recommender.
 #[derive(Debug, Parser)]
-#[command(name = "steam-recsys", version, about)]
+#[command(
+    name = "steam-recsys",
+    version,
+    about = "Data pipelines of a Steam game recommender: clean the scraped Steam files, load \
+             PostgreSQL, export to a data lake, train ALS and serve every user's top 10 from \
+             MongoDB.",
+    long_about = None
+)]
 pub struct Cli {
     /// Configuration file of named profiles (TOML: PostgreSQL, lakes, MongoDB; see
     /// steam_pipelines::config). Flags and their environment variables override it.
@@ -465,14 +472,53 @@ impl Settings {
     }
 }
 
+/// Writes to standard output, returning from the command with an error if it cannot.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*))?
+    };
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        out!($($arg)*);
+        out!("\n");
+    }};
+}
+
+fn write_stdout(args: std::fmt::Arguments<'_>) -> Result<()> {
+    use std::io::Write;
+    std::io::stdout()
+        .lock()
+        .write_fmt(args)
+        .map_err(|e| Error::io("standard output", e))
+}
+
+/// The error, or one of its causes, is a write to a pipe whose reader has gone (as `| head`
+/// closes it).
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::BrokenPipe {
+                return true;
+            }
+        }
+        current = e.source();
+    }
+    false
+}
+
 /// Parses the command line, runs the command, prints its summary; errors go to stderr with a
-/// non-zero exit code.
+/// non-zero exit code. Output cut short by its reader (`steam-recsys … | head`) ends the command
+/// quietly, with success, as it ends the work that writes it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref(), &cli.profile) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            report(&e);
             return ExitCode::FAILURE;
         }
     };
@@ -489,21 +535,29 @@ pub fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            report(&Error::io("the async runtime", e));
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run_with(cli.command, &settings)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
-            }
+            report(&e);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes an error and its causes to standard error (ignoring a standard error that is gone).
+fn report(e: &Error) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let _ = writeln!(stderr, "  caused by: {s}");
+        source = s.source();
     }
 }
 
@@ -526,8 +580,8 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             options.repo = repo;
             options.revision = revision;
             let summary = crate::download::download(&options).await?;
-            print!("{summary}");
-            println!(
+            out!("{summary}");
+            outln!(
                 "\n{} raw files of {} in {}",
                 summary.files.len(),
                 options.repo,
@@ -549,7 +603,7 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 seed,
                 broken_rate,
             })?;
-            println!(
+            outln!(
                 "generated {} games, {} ranking rows, {} reviews in {} ({:.2}s)",
                 g.games,
                 g.ranking,
@@ -570,8 +624,8 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             }
             options.strict = strict;
             let summary = process(&options).await?;
-            print!("{summary}");
-            println!(
+            out!("{summary}");
+            outln!(
                 "\nwrote {} tables to {}; rejected records are listed in {}",
                 summary.tables.len(),
                 out.display(),
@@ -610,15 +664,15 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 }
             };
             let summary = postgres_init(&input, &config).await?;
-            print!("{summary}");
-            println!(
+            out!("{summary}");
+            outln!(
                 "\nloaded {} tables into schema {:?} at {}",
                 summary.tables.len(),
                 config.schema(),
                 config.describe()
             );
             if matches!(input, InitInput::Raw { .. }) {
-                println!(
+                outln!(
                     "rejected records are listed in {}",
                     ledger_dir
                         .join(steam_connectors::files::RejectLedger::DIR)
@@ -642,10 +696,12 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
             };
             let summary = source_to_lake(&config, &options).await?;
-            print!("{summary}");
-            println!(
+            out!("{summary}");
+            outln!(
                 "\nexported to {} (raw) and {} (conformed, record_created_dt={})",
-                options.raw, options.conformed, options.date
+                options.raw,
+                options.conformed,
+                options.date
             );
         }
         Command::Train {
@@ -675,8 +731,8 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             };
             options.top_k = top;
             let report = crate::train(&options).await?;
-            print!("{report}");
-            println!("\nwrote {} to {}", crate::train::RESULTS_TABLE, options.out);
+            out!("{report}");
+            outln!("\nwrote {} to {}", crate::train::RESULTS_TABLE, options.out);
         }
         Command::Run {
             what:
@@ -718,8 +774,8 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 progress: !no_progress,
             };
             let report = crate::run_all(&options).await?;
-            print!("{report}");
-            println!(
+            out!("{report}");
+            outln!(
                 "\nserved {} documents in {}.{} at {}",
                 report.served(),
                 options.mongo.database(),
@@ -732,9 +788,9 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             let batches = steam_connectors::lake::sql(&lake, &query).await?;
             let table = arrow::util::pretty::pretty_format_batches(&batches)
                 .map_err(|e| Error::arrow("formatting the result", e))?;
-            println!("{table}");
+            outln!("{table}");
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            println!("{rows} rows");
+            outln!("{rows} rows");
         }
         Command::LakeToMongodb {
             source,
@@ -758,8 +814,8 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             let lake = Lake::from_url(&settings.results_object(source))?;
             let summary =
                 crate::serving::lake_to_mongodb_with(&lake, &mongo, &collection, mode).await?;
-            print!("{summary}");
-            println!(
+            out!("{summary}");
+            outln!(
                 "\nwrote {}.{collection} at {} from {}",
                 mongo.database(),
                 mongo.describe(),
@@ -800,7 +856,7 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             )
             .await;
             for c in &checks {
-                println!("{c}");
+                outln!("{c}");
             }
             let failed = checks.iter().filter(|c| c.result.is_err()).count();
             if failed > 0 {

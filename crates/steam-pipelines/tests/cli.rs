@@ -1,0 +1,86 @@
+//! The `steam-recsys` command as a user meets it: its help, and its output piped into a reader that
+//! stops early.
+
+use std::process::{Command, Stdio};
+
+fn steam_recsys() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_steam-recsys"))
+}
+
+#[test]
+fn help_opens_with_what_the_tool_does() {
+    let out = steam_recsys().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let first = help.lines().next().unwrap();
+    assert!(
+        first.starts_with("Data pipelines of a Steam game recommender"),
+        "{first}"
+    );
+    assert!(!help.contains("compositions"), "{help}");
+}
+
+/// Runs `args` with standard output a pipe whose reader has already gone: every write fails with
+/// EPIPE, as it does under `steam-recsys … | head -1` once head has exited.
+fn with_closed_stdout(args: &[&str]) -> (bool, String) {
+    let mut child = steam_recsys()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    let processed = dir.path().join("processed");
+    let lake = dir.path().join("lake");
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["--help"],
+        vec!["--version"],
+        vec![
+            "generate",
+            "--reviews",
+            "200",
+            "--out",
+            raw.to_str().unwrap(),
+        ],
+        vec![
+            "process",
+            "--raw",
+            raw.to_str().unwrap(),
+            "--out",
+            processed.to_str().unwrap(),
+        ],
+    ];
+    for args in &runs {
+        let (ok, stderr) = with_closed_stdout(args);
+        assert!(ok, "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // The work was done all the same.
+    assert!(processed.join("games_reviews.parquet").is_file());
+    // A query's rows, streamed to the closed pipe.
+    let reviews = processed.join("games_reviews.parquet");
+    let table = lake.join("games_reviews/record_created_dt=2026-11-29");
+    std::fs::create_dir_all(&table).unwrap();
+    std::fs::copy(&reviews, table.join("part-00000.parquet")).unwrap();
+    let (ok, stderr) = with_closed_stdout(&[
+        "sql",
+        "SELECT * FROM games_reviews",
+        "--lake",
+        lake.to_str().unwrap(),
+    ]);
+    assert!(ok && !stderr.contains("panicked"), "{stderr}");
+}
