@@ -527,6 +527,31 @@ impl MongoProfile {
 /// file and the line (not its content), and then nothing is set. Call it before starting other
 /// threads, as it changes the process environment.
 pub fn load_dotenv(dir: &Path) -> Result<Option<PathBuf>> {
+    let Some((path, entries)) = read_dotenv(dir)? else {
+        return Ok(None);
+    };
+    for (name, value) in unset_entries(entries, |name| std::env::var_os(name).is_some()) {
+        std::env::set_var(name, value);
+    }
+    Ok(Some(path))
+}
+
+/// The entries of `entries` to set, given which variables `is_set`: those not set, the first of
+/// a name given twice.
+fn unset_entries(entries: DotenvEntries, is_set: impl Fn(&str) -> bool) -> DotenvEntries {
+    let mut seen = std::collections::HashSet::new();
+    entries
+        .into_iter()
+        .filter(|(name, _)| seen.insert(name.clone()) && !is_set(name))
+        .collect()
+}
+
+/// A `.env` file's entries, `NAME` and value, in order.
+pub type DotenvEntries = Vec<(String, String)>;
+
+/// Reads `<dir>/.env`: its path and its entries, or `None` when there is none. A malformed line is
+/// an error naming the file and the line, not its content.
+pub fn read_dotenv(dir: &Path) -> Result<Option<(PathBuf, DotenvEntries)>> {
     let path = dir.join(".env");
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -553,12 +578,7 @@ pub fn load_dotenv(dir: &Path) -> Result<Option<PathBuf>> {
             })
         }
     };
-    for (name, value) in entries {
-        if std::env::var_os(&name).is_none() {
-            std::env::set_var(name, value);
-        }
-    }
-    Ok(Some(path))
+    Ok(Some((path, entries)))
 }
 
 fn parse_dotenv(text: &str) -> std::result::Result<Vec<(String, String)>, dotenvy::Error> {
@@ -1475,29 +1495,19 @@ mod tests {
     #[test]
     fn dotenv_sets_new_variables_and_keeps_existing_ones() {
         let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_dotenv(dir.path()).unwrap(), None);
         assert_eq!(load_dotenv(dir.path()).unwrap(), None);
         std::fs::write(
             dir.path().join(".env"),
-            "# comment\nSTEAM_CFG_TEST_DOTENV_NEW=from-file\n\
-             export STEAM_CFG_TEST_DOTENV_SET=\"from file\"\n\
-             STEAM_CFG_TEST_DOTENV_MULTI=\"a\nb\"\n",
+            "# comment\nNEW=from-file\nexport SET=\"from file\"\nMULTI=\"a\nb\"\nNEW=again\n",
         )
         .unwrap();
-        std::env::set_var("STEAM_CFG_TEST_DOTENV_SET", "from-env");
-        let loaded = load_dotenv(dir.path()).unwrap();
-        assert_eq!(loaded, Some(dir.path().join(".env")));
-        assert_eq!(
-            std::env::var("STEAM_CFG_TEST_DOTENV_NEW").unwrap(),
-            "from-file"
-        );
-        assert_eq!(
-            std::env::var("STEAM_CFG_TEST_DOTENV_SET").unwrap(),
-            "from-env"
-        );
-        assert_eq!(
-            std::env::var("STEAM_CFG_TEST_DOTENV_MULTI").unwrap(),
-            "a\nb"
-        );
+        let (path, entries) = read_dotenv(dir.path()).unwrap().unwrap();
+        assert_eq!(path, dir.path().join(".env"));
+        // SET is already in the environment: kept; of NEW given twice, the first wins.
+        let to_set = unset_entries(entries, |name| name == "SET");
+        let pair = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+        assert_eq!(to_set, [pair("NEW", "from-file"), pair("MULTI", "a\nb")]);
     }
 
     #[test]
@@ -1511,6 +1521,7 @@ mod tests {
         let err = load_dotenv(dir.path()).unwrap_err().to_string();
         assert!(err.contains(".env") && err.contains("line 5"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+        // Read whole before anything is set: the good first line was not set either.
         assert!(std::env::var_os("STEAM_CFG_TEST_DOTENV_BEFORE").is_none());
         std::fs::write(dir.path().join(".env"), "A=1\nB=\"never closed\n").unwrap();
         let err = load_dotenv(dir.path()).unwrap_err().to_string();

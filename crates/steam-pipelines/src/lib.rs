@@ -27,7 +27,9 @@ pub mod serving;
 pub mod source_to_lake;
 pub mod train;
 
-pub use config::{load_dotenv, ConfigFile, LakeProfile, MongoProfile, PostgresProfile, Profile};
+pub use config::{
+    load_dotenv, read_dotenv, ConfigFile, LakeProfile, MongoProfile, PostgresProfile, Profile,
+};
 pub use download::{download, DownloadOptions, DownloadSummary, FileDownload};
 pub use generate::{generate, GenerateOptions, Generated};
 pub use postgres_init::{postgres_init, InitInput};

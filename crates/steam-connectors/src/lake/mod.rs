@@ -56,6 +56,10 @@ pub struct LakeOptions {
     pub retry_timeout: Duration,
     /// Time limit of one request (default 60 s).
     pub request_timeout: Duration,
+    /// For `gs://` lakes: the service-account key file [default: the
+    /// `GOOGLE_SERVICE_ACC_KEY_FILEPATH` variable, the reference's, else object_store's own
+    /// variables and application default credentials].
+    pub google_service_account_path: Option<std::path::PathBuf>,
 }
 
 impl Default for LakeOptions {
@@ -64,6 +68,7 @@ impl Default for LakeOptions {
             max_retries: 3,
             retry_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
+            google_service_account_path: None,
         }
     }
 }
@@ -161,10 +166,13 @@ impl Lake {
                     .with_url(parsed.as_str())
                     .with_retry(retry)
                     .with_config(Key::Client(ClientConfigKey::Timeout), &timeout);
-                if let Ok(key) = std::env::var("GOOGLE_SERVICE_ACC_KEY_FILEPATH") {
-                    if !key.is_empty() {
-                        builder = builder.with_service_account_path(key);
-                    }
+                let key = options.google_service_account_path.clone().or_else(|| {
+                    std::env::var_os("GOOGLE_SERVICE_ACC_KEY_FILEPATH")
+                        .filter(|k| !k.is_empty())
+                        .map(Into::into)
+                });
+                if let Some(key) = key {
+                    builder = builder.with_service_account_path(key.to_string_lossy());
                 }
                 let store = builder.build().map_err(backend)?;
                 (Arc::new(store), key_path(parsed.path())?)
@@ -409,20 +417,21 @@ mod tests {
         let key = serde_like_json(&std::fs::read_to_string(&pem).unwrap());
         let file = dir.path().join("key.json");
         std::fs::write(&file, key).unwrap();
-        // The only test that touches this variable.
-        std::env::set_var("GOOGLE_SERVICE_ACC_KEY_FILEPATH", &file);
-        let lake = Lake::from_url("gs://conformed_games_data/exports").unwrap();
+        let with_key = |path: &std::path::Path| LakeOptions {
+            google_service_account_path: Some(path.to_owned()),
+            ..LakeOptions::default()
+        };
+        let lake =
+            Lake::from_url_with("gs://conformed_games_data/exports", &with_key(&file)).unwrap();
         assert_eq!(lake.prefix().as_ref(), "exports");
         assert_eq!(
             lake.describe(&lake.path(&["games_reviews"])),
             "gs://conformed_games_data/exports/games_reviews"
         );
         let missing = dir.path().join("missing.json");
-        std::env::set_var("GOOGLE_SERVICE_ACC_KEY_FILEPATH", &missing);
-        let err = Lake::from_url("gs://conformed_games_data")
+        let err = Lake::from_url_with("gs://conformed_games_data", &with_key(&missing))
             .unwrap_err()
             .to_string();
-        std::env::remove_var("GOOGLE_SERVICE_ACC_KEY_FILEPATH");
         assert!(err.contains("gs://conformed_games_data"), "{err}");
         assert!(err.contains("missing.json"), "{err}");
     }
