@@ -21,7 +21,10 @@
 //!
 //! Every object is written as one multipart upload fed while the data streams, so memory stays
 //! bounded and the object appears whole or not at all: a failed write never leaves a partial object
-//! and never touches the object it would have replaced.
+//! and never touches the object it would have replaced. On a local directory the upload is staged
+//! under a hidden name beside its target and renamed into place, so a killed writer leaves nothing
+//! that table readers (which skip names starting with `.` or `_`) trip on; the next write of the
+//! object removes what it left.
 
 mod object;
 mod read;
