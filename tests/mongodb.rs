@@ -538,6 +538,77 @@ async fn a_refresh_takes_over_a_collection_of_inserted_documents_with_a_unique_k
         (20..71).map(|u| (u, vec![u * 10 + 4])).collect::<Vec<_>>()
     );
     assert_eq!(count(&config, "recsys").await, 51);
+
+    // Inserting beside refreshed documents still works (the refresh's unique index covers only
+    // documents of refresh runs), and the next refresh sweeps the inserted ones too.
+    for _ in 0..2 {
+        sink.write(
+            &table,
+            WriteMode::Append,
+            batch_stream(stream::iter([Ok(served(20..23, 8))])),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(count(&config, "recsys").await, 57);
+    sink.write(
+        &table,
+        WriteMode::Replace,
+        batch_stream(stream::iter([Ok(served(20..71, 5))])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(count(&config, "recsys").await, 51);
+
+    // A reader's filter on anything but the key is refused with newest_per_key.
+    let err = MongoSource::new(
+        config.clone(),
+        "recsys",
+        steam_recsys::transforms::served_schema(),
+    )
+    .with_filter(doc! { "recommendations": 205 })
+    .newest_per_key(&["user_id"])
+    .read_all()
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("\"recommendations\"") && err.contains("key"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_from_a_clock_ahead_does_not_outlive_the_next_refresh() {
+    let config = mongo();
+    let (sink, table) = refresh_sink(&config);
+    sink.write(
+        &table,
+        WriteMode::Replace,
+        batch_stream(stream::iter([Ok(served(1..11, 0))])),
+    )
+    .await
+    .unwrap();
+    // A failed run stamped by a host whose clock was a century ahead.
+    let client = config.client().await.unwrap();
+    let coll = client
+        .database(config.database())
+        .collection::<Document>("recsys");
+    coll.insert_one(doc! { "user_id": 99, "recommendations": [1], "_steam_run": "09000000000000000000-0000000001" })
+        .await
+        .unwrap();
+    sink.write(
+        &table,
+        WriteMode::Replace,
+        batch_stream(stream::iter([Ok(served(1..6, 2))])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        newest(&config, "recsys").await,
+        (1..6).map(|u| (u, vec![u * 10 + 2])).collect::<Vec<_>>()
+    );
+    assert_eq!(count(&config, "recsys").await, 5);
 }
 
 #[tokio::test]

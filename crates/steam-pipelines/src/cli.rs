@@ -492,22 +492,17 @@ fn write_stdout(args: std::fmt::Arguments<'_>) -> Result<()> {
     std::io::stdout()
         .lock()
         .write_fmt(args)
-        .map_err(|e| Error::io("standard output", e))
+        .map_err(|e| Error::io(STDOUT, e))
 }
 
-/// The error, or one of its causes, is a write to a pipe whose reader has gone (as `| head`
-/// closes it).
-fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(e);
-    while let Some(e) = current {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::BrokenPipe {
-                return true;
-            }
-        }
-        current = e.source();
-    }
-    false
+/// Where [`write_stdout`]'s errors say they happened.
+const STDOUT: &str = "standard output";
+
+/// The error is a write to standard output whose reader has gone (as `| head` closes it); a broken
+/// pipe anywhere else (a server's connection) is an error like any other.
+fn is_stdout_closed(e: &Error) -> bool {
+    matches!(e, Error::Io { path, source }
+        if path.as_os_str() == STDOUT && source.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// Parses the command line, runs the command, prints its summary; errors go to stderr with a
@@ -541,7 +536,7 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run_with(cli.command, &settings)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if is_stdout_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             report(&e);
             ExitCode::FAILURE

@@ -95,8 +95,11 @@ pub struct SourceToLakeOptions {
 /// Exports the group's tables from `config`'s schema to both layers.
 ///
 /// Each table is read once, with binary COPY, and its batches go to both layers at once; each
-/// layer's object is replaced only when complete, and if either layer fails the other is abandoned
-/// too, so a table's two layers are never from different runs because of a failure.
+/// layer's object is replaced only when complete. A failure while the rows stream (the source,
+/// conforming, either layer's upload) abandons both layers' objects. The two objects are published
+/// one after the other at the end, so a failure in that last step (a store refusing the completion
+/// of one upload) can leave one layer from this run and the other from the previous one; a rerun
+/// makes them agree.
 pub async fn source_to_lake(
     config: &PostgresConfig,
     options: &SourceToLakeOptions,

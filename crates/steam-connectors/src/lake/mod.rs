@@ -281,7 +281,9 @@ impl Lake {
     }
 
     /// Removes what killed writers of `location` left on a local directory: its staged uploads
-    /// (see [`Lake::staging`]), whole or in parts. Returns how many were removed.
+    /// (see [`Lake::staging`]), whole or in parts, of writers no longer running (by the process id
+    /// in the name, where `/proc` tells; elsewhere, those untouched for an hour). A writer still at
+    /// work keeps its upload. Returns how many were removed.
     pub(crate) async fn remove_leftovers(&self, location: &Path) -> Result<usize> {
         let (Some(local), Some(name)) = (&self.local, location.filename()) else {
             return Ok(0);
@@ -300,12 +302,21 @@ impl Lake {
             Err(e) => return Err(Error::io(&dir, e)),
         };
         while let Some(entry) = entries.next_entry().await.map_err(|e| Error::io(&dir, e))? {
-            if entry.file_name().to_string_lossy().starts_with(&marker) {
-                match tokio::fs::remove_file(entry.path()).await {
-                    Ok(()) => removed += 1,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io(entry.path(), e)),
-                }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(&marker) else {
+                continue;
+            };
+            let pid = rest
+                .split(['-', '#'])
+                .next()
+                .and_then(|p| p.parse::<u32>().ok());
+            if !writer_gone(pid, &entry).await {
+                continue;
+            }
+            match tokio::fs::remove_file(entry.path()).await {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(entry.path(), e)),
             }
         }
         if removed > 0 {
@@ -353,6 +364,26 @@ impl Lake {
     }
 }
 
+/// Whether the writer of a staged upload is gone: its process is not running (where `/proc`
+/// tells), or else its file was untouched for an hour.
+async fn writer_gone(pid: Option<u32>, entry: &tokio::fs::DirEntry) -> bool {
+    if let Some(pid) = pid {
+        if pid == std::process::id() {
+            return false;
+        }
+        if tokio::fs::metadata("/proc/self").await.is_ok() {
+            return tokio::fs::metadata(format!("/proc/{pid}")).await.is_err();
+        }
+    }
+    let age = entry
+        .metadata()
+        .await
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.elapsed().ok());
+    age.is_some_and(|a| a > Duration::from_secs(3600))
+}
+
 /// A URL without its query string and user information, for messages.
 fn redact(url: &str) -> String {
     match Url::parse(url) {
@@ -384,6 +415,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn only_leftovers_of_writers_no_longer_running_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::from_url(dir.path().to_str().unwrap()).unwrap();
+        let location = lake.path(&["t.csv"]);
+        let ours = lake.staging(&location).unwrap();
+        let name = |p: &Path| p.filename().unwrap().to_owned();
+        let live = name(&ours); // this process: at work
+        let dead = ".t.csv.staging-4000000000-17".to_owned(); // no such process
+        let other = ".u.csv.staging-4000000000-17".to_owned(); // another object's
+        for f in [
+            &live,
+            &format!("{dead}#1"),
+            &dead,
+            &other,
+            &"t.csv".to_owned(),
+        ] {
+            std::fs::write(dir.path().join(f), "x").unwrap();
+        }
+        assert_eq!(lake.remove_leftovers(&location).await.unwrap(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut expected = vec![live, other, "t.csv".to_owned()];
+        expected.sort();
+        assert_eq!(left, expected);
     }
 
     #[test]

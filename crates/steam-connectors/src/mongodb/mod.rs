@@ -82,7 +82,7 @@ impl MongoConfig {
         let shown = show_uri(uri);
         let mut conn = ConnectionString::parse(uri).map_err(|e| Error::Config {
             key: "mongodb uri".into(),
-            reason: format!("{shown}: {}", scrub(&e.to_string(), uri)),
+            reason: format!("{}: {}", scrub(&shown, uri), scrub(&e.to_string(), uri)),
         })?;
         let mut credential = conn.credential.take();
         let password = credential
@@ -163,14 +163,18 @@ impl MongoConfig {
     /// A client. The driver connects lazily and retries reads and writes once on transient errors
     /// (its retryable reads and writes); [`MongoConfig::ping`] checks the deployment answers.
     pub async fn client(&self) -> Result<Client> {
-        let mut options = ClientOptions::parse(self.conn.clone())
-            .await
-            .map_err(|e| self.error("connecting", e))?;
+        // The credential goes back in before the driver resolves the options, so that it fills in
+        // the authentication database as it does for a URI (the URI's database, or the SRV
+        // record's authSource).
+        let mut conn = self.conn.clone();
         if self.credential.is_some() || self.password.is_some() {
             let mut credential = self.credential.clone().unwrap_or_default();
             credential.password = self.password.as_ref().map(|p| p.expose().to_owned());
-            options.credential = Some(credential);
+            conn.credential = Some(credential);
         }
+        let mut options = ClientOptions::parse(conn)
+            .await
+            .map_err(|e| self.error("connecting", e))?;
         options.server_selection_timeout = Some(self.server_selection_timeout);
         if options.app_name.is_none() {
             options.app_name = Some("steam-recsys".into());
@@ -208,56 +212,73 @@ pub(crate) fn redacted(e: &mongodb::error::Error, password: Option<&Secret>) -> 
     }
 }
 
+/// The parts of a connection string as the driver splits them: the scheme, the user information
+/// (before the last `@` ahead of the first `?`), the hosts and path, and the options.
+fn uri_parts(uri: &str) -> Option<(&str, Option<&str>, &str, Option<&str>)> {
+    let (scheme, rest) = uri.split_once("://")?;
+    let (before, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let (userinfo, hosts) = match before.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, before),
+    };
+    Some((scheme, userinfo, hosts, query))
+}
+
 /// `uri` as messages show it: no user information, the hosts, the path, and the options with the
 /// values of secret ones replaced by `***`.
 fn show_uri(uri: &str) -> String {
-    let Some((scheme, rest)) = uri.split_once("://") else {
+    let Some((scheme, _, hosts, query)) = uri_parts(uri) else {
         return "(not a mongodb:// URI)".into();
     };
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let hosts = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, hosts)| hosts);
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let options: Vec<String> = query
-                .split('&')
-                .map(|option| match option.split_once('=') {
-                    Some((k, _)) if SECRET_OPTIONS.contains(&k.to_ascii_lowercase().as_str()) => {
-                        format!("{k}=***")
-                    }
-                    _ => option.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", options.join("&"))
-        }
-        None => tail.to_owned(),
+    let Some(query) = query else {
+        return format!("{scheme}://{hosts}");
     };
-    format!("{scheme}://{hosts}{tail}")
+    let options: Vec<String> = query
+        .split('&')
+        .map(|option| match option.split_once('=') {
+            Some((k, _)) if SECRET_OPTIONS.contains(&k.to_ascii_lowercase().as_str()) => {
+                format!("{k}=***")
+            }
+            _ => option.to_owned(),
+        })
+        .collect();
+    format!("{scheme}://{hosts}?{}", options.join("&"))
 }
 
 /// A message of the driver about `uri`, with any secret of the URI (the password, secret option
 /// values; raw or percent-decoded) replaced by `***`.
 fn scrub(message: &str, uri: &str) -> String {
     let mut secrets = Vec::new();
-    if let Some((_, rest)) = uri.split_once("://") {
-        let end = rest.find(['/', '?']).unwrap_or(rest.len());
-        if let Some((userinfo, _)) = rest[..end].rsplit_once('@') {
-            if let Some((_, password)) = userinfo.split_once(':') {
-                secrets.push(password.to_owned());
+    if let Some((_, userinfo, _, query)) = uri_parts(uri) {
+        if let Some((_, password)) = userinfo.and_then(|u| u.split_once(':')) {
+            secrets.push(password.to_owned());
+        }
+        // A malformed URI may be split otherwise by the driver: whatever stands between a `:` and
+        // any `@` could be a password, whole or in pieces.
+        let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
+        for (at, _) in rest.match_indices('@') {
+            if let Some((_, candidate)) = rest[..at].split_once(':') {
+                secrets.push(candidate.to_owned());
+                secrets.extend(
+                    candidate
+                        .split(['?', '/', '@', ',', ':', '&'])
+                        .filter(|piece| piece.len() >= 3)
+                        .map(str::to_owned),
+                );
             }
         }
-        if let Some((_, query)) = rest.split_once('?') {
-            for option in query.split('&') {
-                if let Some((k, v)) = option.split_once('=') {
-                    if SECRET_OPTIONS.contains(&k.to_ascii_lowercase().as_str()) {
-                        secrets.push(v.to_owned());
-                    }
+        for option in query.unwrap_or_default().split('&') {
+            if let Some((k, v)) = option.split_once('=') {
+                if SECRET_OPTIONS.contains(&k.to_ascii_lowercase().as_str()) {
+                    secrets.push(v.to_owned());
                 }
             }
         }
     }
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let mut out = message.to_owned();
     for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
         let decoded = percent_encoding::percent_decode_str(&secret)
@@ -349,10 +370,15 @@ mod tests {
             "mongodb://app:hunter2@h1:27017/db?replicaSet=rs0&unknownOption=1&w=-5",
             "mongodb+srv://app:hunter2@h1:27017/db",
             "mongodb://app:hunter2@/db",
+            "mongodb://app:hun/ter2@h1/db",
+            "mongodb://app:hunter2?@h1/db",
         ] {
             let err = MongoConfig::from_uri(uri).unwrap_err().to_string();
             assert!(err.contains("mongodb uri"), "{uri}: {err}");
-            assert!(!err.contains("hunter2"), "{uri}: {err}");
+            assert!(
+                !err.contains("hunter2") && !err.contains("hun/ter2"),
+                "{uri}: {err}"
+            );
         }
     }
 }

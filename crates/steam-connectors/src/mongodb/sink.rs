@@ -28,9 +28,11 @@ pub const RUN_FIELD: &str = "_steam_run";
 ///   before and after the run has a document at every moment (the new one is added before the old
 ///   one goes), a key missing from the new rows is gone after it, and a failed run deletes nothing,
 ///   so a rerun completes the refresh. A unique index on the keys and [`RUN_FIELD`] (descending)
-///   refuses a key twice in one run and serves lookups of a key's newest document; an index on
-///   [`RUN_FIELD`] serves the sweep. A unique index on the keys alone, as upsert mode and earlier
-///   versions of refresh create, would refuse the new documents and is dropped.
+///   (over the documents that have one) refuses a key twice in one run and serves lookups of a
+///   key's newest document; an index on [`RUN_FIELD`] serves the sweep. A new run's id is greater
+///   than every id in the collection, even with a clock set back. A unique index on the keys
+///   alone, as upsert mode and earlier versions of refresh create, would refuse the new documents
+///   and is dropped.
 ///
 /// **Readers' contract**: while a refresh runs (or after one failed), a key can have two documents,
 /// the newest run's and an older one; readers take the one with the greatest [`RUN_FIELD`], as
@@ -95,28 +97,34 @@ impl MongoSink {
         for k in keys {
             spec.insert(k.clone(), 1);
         }
+        let mut options = IndexOptions::builder().unique(true).build();
         if let Some(last) = last {
             spec.insert(last, -1);
+            // Only documents of refresh runs: inserted documents (no run) may repeat a key.
+            options.partial_filter_expression = Some(doc! { last: { "$exists": true } });
         }
-        let index = IndexModel::builder()
-            .keys(spec)
-            .options(IndexOptions::builder().unique(true).build())
-            .build();
+        let index = IndexModel::builder().keys(spec).options(options).build();
         coll.create_index(index)
             .await
             .map_err(|e| self.error(coll.name(), "creating the unique index", e))?;
         Ok(())
     }
 
-    /// Readies `coll` for a refresh on `keys` and returns the run's id: drops a unique index on
-    /// exactly the keys (it would refuse the run's documents), then creates the refresh's indexes.
+    /// Readies `coll` for a refresh on `keys` and returns the run's id: creates the refresh's
+    /// indexes (and with them the collection), drops a unique index on exactly the keys (it would
+    /// refuse the run's documents), and picks an id greater than every run's in the collection.
     async fn prepare_refresh(
         &self,
         coll: &Collection<Document>,
         keys: &[String],
     ) -> Result<String> {
+        self.unique_index(coll, keys, Some(RUN_FIELD)).await?;
+        coll.create_index(IndexModel::builder().keys(doc! { RUN_FIELD: 1 }).build())
+            .await
+            .map_err(|e| self.error(coll.name(), "creating the run index", e))?;
         let listing = |e| self.error(coll.name(), "listing indexes", e);
         let mut indexes = coll.list_indexes().await.map_err(listing)?;
+        let mut drop = Vec::new();
         while let Some(index) = indexes.try_next().await.map_err(listing)? {
             let unique = index
                 .options
@@ -125,23 +133,29 @@ impl MongoSink {
                 .unwrap_or(false);
             let on_keys =
                 index.keys.len() == keys.len() && keys.iter().all(|k| index.keys.contains_key(k));
-            let name = index.options.as_ref().and_then(|o| o.name.clone());
-            if let (true, true, Some(name)) = (unique, on_keys, name) {
-                tracing::info!(
-                    "dropping the unique index {name:?} on {keys:?} of {}: a refresh keeps a \
-                     key's old document until its new one is written",
-                    coll.name()
-                );
-                coll.drop_index(name).await.map_err(|e| {
-                    self.error(coll.name(), "dropping the unique index on the keys", e)
-                })?;
+            if let (true, true, Some(name)) = (unique, on_keys, index.options.and_then(|o| o.name))
+            {
+                drop.push(name);
             }
         }
-        self.unique_index(coll, keys, Some(RUN_FIELD)).await?;
-        coll.create_index(IndexModel::builder().keys(doc! { RUN_FIELD: 1 }).build())
+        for name in drop {
+            tracing::info!(
+                "dropping the unique index {name:?} on {keys:?} of {}: a refresh keeps a key's old \
+                 document until its new one is written",
+                coll.name()
+            );
+            coll.drop_index(name)
+                .await
+                .map_err(|e| self.error(coll.name(), "dropping the unique index on the keys", e))?;
+        }
+        let latest = coll
+            .find_one(doc! { RUN_FIELD: { "$exists": true } })
+            .sort(doc! { RUN_FIELD: -1 })
+            .projection(doc! { RUN_FIELD: 1 })
             .await
-            .map_err(|e| self.error(coll.name(), "creating the run index", e))?;
-        Ok(run_id())
+            .map_err(|e| self.error(coll.name(), "finding the latest run", e))?;
+        let latest = latest.as_ref().and_then(|d| d.get_str(RUN_FIELD).ok());
+        Ok(next_run_id(latest))
     }
 
     /// Upserts `docs` on `keys` with the `update` command; returns the documents matched or added.
@@ -286,13 +300,19 @@ impl Sink for MongoSink {
 }
 
 /// A new run's id: the time in nanoseconds since 1970, zero-padded so that ids sort as the runs
-/// started, and the process id, so that runs started in the same nanosecond differ.
-fn run_id() -> String {
-    let nanos = std::time::SystemTime::now()
+/// started, and the process id, so that runs started in the same nanosecond differ. Should the
+/// clock be behind the `latest` run's id (a clock set back, another host's clock), the id is one
+/// nanosecond past it instead, so that a new run always sorts after every earlier one.
+fn next_run_id(latest: Option<&str>) -> String {
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    format!("{nanos:020}-{:010}", std::process::id())
+    let after = latest
+        .and_then(|id| id.split('-').next())
+        .and_then(|n| n.parse::<u128>().ok())
+        .map_or(0, |n| n + 1);
+    format!("{:020}-{:010}", now.max(after), std::process::id())
 }
 
 /// A write refused for a duplicate key (server error code 11000).
@@ -307,5 +327,23 @@ fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
             w.code == 11000
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_run_id;
+
+    #[test]
+    fn run_ids_sort_after_the_latest_even_when_the_clock_is_behind() {
+        let a = next_run_id(None);
+        let b = next_run_id(Some(&a));
+        assert!(b > a, "{a} {b}");
+        let future = format!("{:020}-{:010}", 9_000_000_000_000_000_000u128, 1);
+        let c = next_run_id(Some(&future));
+        assert!(c > future, "{future} {c}");
+        assert!(c.starts_with("09000000000000000001-"), "{c}");
+        // An id of another form does not stop a run.
+        assert!(next_run_id(Some("legacy")) > a);
     }
 }

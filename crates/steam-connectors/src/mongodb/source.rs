@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{Bson, Document};
-use steam_core::{batch_stream, BatchStream, Result, SchemaRef, Source};
+use steam_core::{batch_stream, BatchStream, Error, Result, SchemaRef, Source};
 
 use super::convert::to_batch;
 use super::{MongoConfig, RUN_FIELD};
@@ -58,8 +58,11 @@ impl MongoSource {
     /// Only each key's newest document: of the documents with the same values of `keys`, the one
     /// with the greatest [`RUN_FIELD`] (the readers' contract of a refresh, see
     /// [`MongoSink`](super::MongoSink)). Documents come sorted by the keys; the server sorts them
-    /// with the refresh's index, and the older duplicates are skipped as they stream by. A
-    /// projection must keep the key fields; a limit counts documents before the skipping.
+    /// with the refresh's index, and the older duplicates are skipped as they stream by (numbers
+    /// compared by value, as the server compares them). A filter may select on the key fields only
+    /// (on another field, a key's newest document could fail it and an older one be read: that is
+    /// refused); the key fields are added to an inclusion projection; a limit counts documents
+    /// before the skipping.
     pub fn newest_per_key(mut self, keys: &[&str]) -> Self {
         self.newest_per = keys.iter().map(|k| k.to_string()).collect();
         self
@@ -88,9 +91,24 @@ impl Source for MongoSource {
         let coll = client
             .database(self.config.database())
             .collection::<Document>(&self.collection);
+        let mut projection = self.projection.clone();
+        if !self.newest_per.is_empty() {
+            if let Some(field) = self.filter.keys().find(|k| !self.newest_per.contains(k)) {
+                return Err(Error::Unsupported {
+                    backend: "mongodb",
+                    operation: format!(
+                        "a filter on {field:?} with newest_per_key (a key's newest document could \
+                         fail it and an older one be read); filter on the key fields only"
+                    ),
+                });
+            }
+            if let Some(p) = &mut projection {
+                keep_keys(p, &self.newest_per)?;
+            }
+        }
         let mut find = coll.find(self.filter.clone());
-        if let Some(p) = &self.projection {
-            find = find.projection(p.clone());
+        if let Some(p) = projection {
+            find = find.projection(p);
         }
         if let Some(n) = self.limit {
             find = find.limit(n);
@@ -117,10 +135,7 @@ impl Source for MongoSource {
             .try_filter(move |doc| {
                 let mut keep = true;
                 if !keys.is_empty() {
-                    let key: Vec<Bson> = keys
-                        .iter()
-                        .map(|k| doc.get(k).cloned().unwrap_or(Bson::Null))
-                        .collect();
+                    let key: Vec<Bson> = keys.iter().map(|k| key_value(doc.get(k))).collect();
                     keep = previous.as_ref() != Some(&key);
                     previous = Some(key);
                 }
@@ -132,5 +147,71 @@ impl Source for MongoSource {
                 Err(e) => Err(e.1),
             });
         Ok(batch_stream(stream))
+    }
+}
+
+/// A key's value for comparing keys as the server does: numbers by value, whatever their type.
+fn key_value(value: Option<&Bson>) -> Bson {
+    match value {
+        None => Bson::Null,
+        Some(Bson::Int32(v)) => Bson::Int64((*v).into()),
+        Some(Bson::Double(d)) if d.fract() == 0.0 && d.abs() < 9.0e15 => Bson::Int64(*d as i64),
+        Some(other) => other.clone(),
+    }
+}
+
+/// Makes `projection` return the key fields: added to an inclusion projection; an error if it
+/// excludes one.
+fn keep_keys(projection: &mut Document, keys: &[String]) -> Result<()> {
+    let truthy = |v: &Bson| {
+        !matches!(v, Bson::Int32(0) | Bson::Int64(0) | Bson::Boolean(false))
+            && !matches!(v, Bson::Double(d) if *d == 0.0)
+    };
+    let inclusion = projection.iter().any(|(k, v)| k != "_id" && truthy(v));
+    for key in keys {
+        match projection.get(key) {
+            Some(v) if !truthy(v) => {
+                return Err(Error::Config {
+                    key: "mongodb projection".into(),
+                    reason: format!("it leaves out {key:?}, a key of newest_per_key"),
+                })
+            }
+            None if inclusion => {
+                projection.insert(key.clone(), 1);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::doc;
+
+    #[test]
+    fn keys_compare_by_value_and_projections_keep_them() {
+        assert_eq!(
+            key_value(Some(&Bson::Int32(5))),
+            key_value(Some(&Bson::Int64(5)))
+        );
+        assert_eq!(
+            key_value(Some(&Bson::Double(5.0))),
+            key_value(Some(&Bson::Int64(5)))
+        );
+        assert_ne!(
+            key_value(Some(&Bson::Double(5.5))),
+            key_value(Some(&Bson::Int64(5)))
+        );
+        let keys = ["user_id".to_owned()];
+        let mut p = doc! { "recommendations": 1, "_id": 0 };
+        keep_keys(&mut p, &keys).unwrap();
+        assert_eq!(p.get_i32("user_id"), Ok(1));
+        let mut p = doc! { "review": 0 };
+        keep_keys(&mut p, &keys).unwrap();
+        assert!(!p.contains_key("user_id"));
+        let err = keep_keys(&mut doc! { "user_id": 0 }, &keys).unwrap_err();
+        assert!(err.to_string().contains("user_id"), "{err}");
     }
 }
