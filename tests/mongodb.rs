@@ -498,6 +498,29 @@ async fn a_failed_refresh_removes_nothing_and_a_rerun_completes_it() {
     assert!(err.contains("repeats") && err.contains("user_id"), "{err}");
     assert_eq!(newest(&config, "recsys").await.len(), 300);
 
+    // So is a null key.
+    let nullable = Arc::new(Schema::new(vec![Field::new(
+        "user_id",
+        DataType::Int32,
+        true,
+    )]));
+    let nulls = RecordBatch::try_new(
+        nullable.clone(),
+        vec![Arc::new(Int32Array::from(vec![Some(1), None]))],
+    )
+    .unwrap();
+    let err = sink
+        .write(
+            &TableRef::new("recsys", nullable),
+            WriteMode::Replace,
+            batch_stream(stream::iter([Ok(nulls)])),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"user_id\" is null"), "{err}");
+    assert_eq!(newest(&config, "recsys").await.len(), 300);
+
     sink.write(
         &table,
         WriteMode::Replace,

@@ -247,19 +247,15 @@ where
     // Leftovers of killed writers of this object go first; then the upload goes to its staging
     // name, if it has one (see Lake::staging).
     let staging = lake.staging(location);
-    let prepared = match lake.remove_leftovers(location).await {
-        Ok(_) => Ok(staging.as_ref().unwrap_or(location)),
-        Err(e) => Err(e),
-    };
-    let started = match prepared {
-        Ok(target) => lake
-            .store()
+    let begun = async {
+        lake.remove_leftovers(location).await?;
+        let target = staging.as_ref().unwrap_or(location);
+        lake.store()
             .put_multipart(target)
             .await
-            .map_err(|e| lake.error(location, e)),
-        Err(e) => Err(e),
+            .map_err(|e| lake.error(location, e))
     };
-    let upload = match started {
+    let upload = match begun.await {
         Ok(upload) => upload,
         Err(e) => {
             pool.close();

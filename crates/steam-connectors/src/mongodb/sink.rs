@@ -265,6 +265,15 @@ impl Sink for MongoSink {
                 }
                 if let Some(run) = &run {
                     for d in &mut chunk {
+                        if let Some(k) = keys
+                            .iter()
+                            .find(|k| matches!(d.get(*k), None | Some(Bson::Null)))
+                        {
+                            return Err(Error::Schema {
+                                target,
+                                reason: format!("key column {k:?} is null"),
+                            });
+                        }
                         d.insert(RUN_FIELD, run.as_str());
                     }
                 }
