@@ -38,6 +38,16 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// How `lake-to-mongodb` writes the collection (`--mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServeMode {
+    /// One document per user, users absent from the results removed, no moment without a
+    /// document for a user present before and after (see `MongoSink`'s refresh).
+    Refresh,
+    /// Append the documents (a rerun adds them again).
+    Insert,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -123,8 +133,8 @@ pub enum Command {
     #[command(alias = "source-to-gcs")]
     SourceToLake {
         /// Which tables: direct (the nine generic ones), reviews, descriptions, or all.
-        #[arg(long, default_value = "all")]
-        tables: String,
+        #[arg(long, value_enum, default_value_t = TableGroup::All)]
+        tables: TableGroup,
         /// Server URL [default: POSTGRES_URL, else the POSTGRES_* variables].
         #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
         postgres_url: Option<String>,
@@ -161,9 +171,9 @@ pub enum Command {
         /// Collection [default: the profile's mongodb.collection, else recsys].
         #[arg(long)]
         collection: Option<String>,
-        /// refresh (one document per user, users gone removed) or insert (append documents).
-        #[arg(long, default_value = "refresh")]
-        mode: String,
+        /// How the collection is written.
+        #[arg(long, value_enum, default_value_t = ServeMode::Refresh)]
+        mode: ServeMode,
     },
     /// Check every configured backend: PostgreSQL, the lake, MongoDB. Exits non-zero if any fails.
     ConnectionTest {
@@ -685,7 +695,7 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
         } => {
             let config = settings.require_postgres(postgres_url.as_deref(), schema.as_deref())?;
             let options = SourceToLakeOptions {
-                group: tables.parse::<TableGroup>()?,
+                group: tables,
                 raw: Lake::from_url(&settings.raw_lake(raw_lake))?,
                 conformed: Lake::from_url(&settings.conformed_lake(conformed_lake))?,
                 date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
@@ -794,15 +804,9 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             collection,
             mode,
         } => {
-            let mode = match mode.as_str() {
-                "refresh" => steam_core::WriteMode::Replace,
-                "insert" => steam_core::WriteMode::Append,
-                other => {
-                    return Err(Error::Config {
-                        key: "--mode".into(),
-                        reason: format!("{other:?} is not refresh or insert"),
-                    })
-                }
+            let mode = match mode {
+                ServeMode::Refresh => steam_core::WriteMode::Replace,
+                ServeMode::Insert => steam_core::WriteMode::Append,
             };
             let mongo = settings.require_mongo(mongodb_uri.as_deref(), database.as_deref())?;
             let collection = settings.collection(collection);

@@ -2,7 +2,6 @@
 //! layer (CSV) and conformed layer (Hive-partitioned Parquet), reading each table once.
 
 use std::panic::AssertUnwindSafe;
-use std::str::FromStr;
 use std::time::Instant;
 
 use chrono::NaiveDate;
@@ -15,8 +14,8 @@ use steam_core::{
 };
 use steam_transforms::{conform, conformed_schema};
 
-/// Which tables a run exports: the reference's three pipelines, or all of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which tables a run exports: the reference's three pipelines, or all of them (`--tables`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TableGroup {
     /// source_to_gcs_direct: the nine tables exported as they are.
     Direct,
@@ -50,20 +49,15 @@ impl TableGroup {
     }
 }
 
-impl FromStr for TableGroup {
+impl std::str::FromStr for TableGroup {
     type Err = Error;
 
+    /// A group by its `--tables` name: direct, reviews, descriptions or all.
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "direct" => Ok(TableGroup::Direct),
-            "reviews" => Ok(TableGroup::Reviews),
-            "descriptions" => Ok(TableGroup::Descriptions),
-            "all" => Ok(TableGroup::All),
-            other => Err(Error::Config {
-                key: "--tables".into(),
-                reason: format!("{other:?} is not one of direct, reviews, descriptions, all"),
-            }),
-        }
+        <TableGroup as clap::ValueEnum>::from_str(s, false).map_err(|reason| Error::Config {
+            key: "--tables".into(),
+            reason,
+        })
     }
 }
 
@@ -195,4 +189,21 @@ fn tee(mut source: BatchStream, table: Table, date: NaiveDate) -> (BatchStream, 
         }
     });
     (raw_out, conf_out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_by_their_tables_names() {
+        assert_eq!(
+            "reviews".parse::<TableGroup>().unwrap(),
+            TableGroup::Reviews
+        );
+        assert_eq!("all".parse::<TableGroup>().unwrap().tables().len(), 11);
+        assert_eq!("direct".parse::<TableGroup>().unwrap().tables().len(), 9);
+        let err = "nope".parse::<TableGroup>().unwrap_err().to_string();
+        assert!(err.contains("--tables") && err.contains("nope"), "{err}");
+    }
 }
