@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 
 /// One of the eleven processed tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -174,6 +174,41 @@ fn dimension(name: &str) -> Vec<Field> {
         Field::new(format!("{name}_id"), DataType::Int32, false),
         Field::new(name, DataType::Utf8, false),
     ]
+}
+
+/// The training step's output, a contract between training, the lake and serving: Spark ML's
+/// `recommendForAllUsers` output, as the reference stored it in
+/// user_recommendations.parquet: `user_id` Int32, `recommendations`
+/// `list<struct<game_id: Int32, rating: Float32>>`, best first.
+pub fn recommendations_schema() -> SchemaRef {
+    let item = Fields::from(vec![
+        Field::new("game_id", DataType::Int32, true),
+        Field::new("rating", DataType::Float32, true),
+    ]);
+    Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Int32, false),
+        Field::new(
+            "recommendations",
+            DataType::List(Arc::new(Field::new(
+                "element",
+                DataType::Struct(item),
+                true,
+            ))),
+            true,
+        ),
+    ]))
+}
+
+/// What serving holds: `user_id` Int32 and `recommendations` `list<Int32>` of game ids, best first.
+pub fn served_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Int32, false),
+        Field::new(
+            "recommendations",
+            DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+            true,
+        ),
+    ]))
 }
 
 impl fmt::Display for Table {

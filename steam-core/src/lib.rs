@@ -3,7 +3,8 @@
 //! - [`Source`] and [`Sink`]: an Arrow schema plus a stream of [`RecordBatch`]es in, a
 //!   [`WriteSummary`] out. Every connector implements them; sources and sinks never know each other.
 //! - [`catalog`]: the eleven processed tables and their Arrow schemas, the contract every connector
-//!   shares.
+//!   shares, and the schemas of the training step's output ([`recommendations_schema`]) and of
+//!   what serving keeps of it ([`served_schema`]).
 //! - [`raw`]: the three raw files scraped from Steam and the columns each must have.
 //! - [`Error`]: one error type whose messages name the backend, table, file, line and column.
 //! - [`Reject`], [`FileSummary`], [`RunSummary`]: what a run loaded, what it set aside and why.
@@ -22,7 +23,7 @@ mod summary;
 
 pub use arrow::array::RecordBatch;
 pub use arrow::datatypes::SchemaRef;
-pub use catalog::Table;
+pub use catalog::{recommendations_schema, served_schema, Table};
 pub use config::Secret;
 pub use error::{Error, Result};
 pub use reject::Reject;

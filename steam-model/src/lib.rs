@@ -11,7 +11,7 @@
 //! - [`AlsModel::rmse`] and [`AlsModel::precision_at_k`]: evaluation, with Spark's cold-start
 //!   drop.
 //! - [`AlsModel::recommend_for_all_users`]: Spark's `recommendForAllUsers(k)` as Arrow batches of
-//!   [`steam_transforms::recommendations_schema`].
+//!   [`steam_core::recommendations_schema`].
 //!
 //! ```
 //! use steam_model::{AlsModel, AlsParams, Ratings};
@@ -38,4 +38,4 @@ mod recommend;
 pub use als::{AlsModel, AlsParams};
 pub use eval::{PrecisionAtK, Rmse};
 pub use ratings::{RatingColumns, Ratings};
-pub use steam_transforms::recommendations_schema;
+pub use steam_core::recommendations_schema;

@@ -7,8 +7,8 @@ use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, SchemaRef};
 use nalgebra::DMatrix;
 use rayon::prelude::*;
+use steam_core::recommendations_schema;
 use steam_core::{Error, Result};
-use steam_transforms::recommendations_schema;
 
 use crate::als::AlsModel;
 

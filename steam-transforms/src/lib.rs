@@ -28,9 +28,10 @@ pub use conform::{conform, conformed_schema, RECORD_CREATED_DT};
 pub use descriptions::{DescriptionCleaner, Descriptions, GameIndex};
 pub use ranking::RankingCleaner;
 pub use raw_batch::RawBatch;
-pub use recommendations::{recommendations_schema, remove_probability, served_schema};
+pub use recommendations::remove_probability;
 pub use reviews::{ReviewCleaner, ReviewOptions};
 pub use steam_core::Reject;
+pub use steam_core::{recommendations_schema, served_schema};
 
 use arrow::array::RecordBatch;
 

@@ -3,42 +3,8 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, ListArray, RecordBatch};
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
-use steam_core::{Error, Result};
-
-/// Spark ML's `recommendForAllUsers` output, as the reference stored it in
-/// user_recommendations.parquet: `user_id` Int32, `recommendations`
-/// `list<struct<game_id: Int32, rating: Float32>>`, best first.
-pub fn recommendations_schema() -> SchemaRef {
-    let item = Fields::from(vec![
-        Field::new("game_id", DataType::Int32, true),
-        Field::new("rating", DataType::Float32, true),
-    ]);
-    Arc::new(Schema::new(vec![
-        Field::new("user_id", DataType::Int32, false),
-        Field::new(
-            "recommendations",
-            DataType::List(Arc::new(Field::new(
-                "element",
-                DataType::Struct(item),
-                true,
-            ))),
-            true,
-        ),
-    ]))
-}
-
-/// What serving holds: `user_id` Int32 and `recommendations` `list<Int32>` of game ids, best first.
-pub fn served_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("user_id", DataType::Int32, false),
-        Field::new(
-            "recommendations",
-            DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
-            true,
-        ),
-    ]))
-}
+use arrow::datatypes::{DataType, Field};
+use steam_core::{served_schema, Error, Result};
 
 fn bad(reason: String) -> Error {
     Error::Schema {
@@ -48,7 +14,7 @@ fn bad(reason: String) -> Error {
 }
 
 /// The reference's remove_probability: drops the ratings, keeping each user's game ids in order.
-/// Input: [`recommendations_schema`] (other columns are ignored; the item struct may carry more
+/// Input: [`steam_core::recommendations_schema`] (other columns are ignored; the item struct may carry more
 /// fields, and `user_id` may be any integer type Arrow casts to Int32 exactly). Output:
 /// [`served_schema`]. A missing column or one of the wrong type is an error naming it.
 pub fn remove_probability(batch: &RecordBatch) -> Result<RecordBatch> {
@@ -106,6 +72,8 @@ mod tests {
     use super::*;
     use arrow::array::{Float32Array, Int32Array, StructArray};
     use arrow::buffer::OffsetBuffer;
+    use arrow::datatypes::Schema;
+    use steam_core::recommendations_schema;
 
     pub(crate) fn sample() -> RecordBatch {
         let schema = recommendations_schema();
