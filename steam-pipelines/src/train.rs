@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use futures::StreamExt;
-use steam_connectors::lake::{Lake, LakeSource, ParquetObjectSink, PARTITION_COLUMN};
+use steam_connectors::lake::{Lake, LakeSource, ParquetObjectSink};
 use steam_connectors::spawn_blocking_stream;
 use steam_core::{
     Error, Result, RunSummary, Sink, StageSummary, TableRef, WriteMode, WriteSummary,
@@ -153,56 +153,13 @@ struct Fitted {
     evaluate_seconds: f64,
 }
 
-/// The lake to read: a conformed table's latest (or `date`'s) partition, else `lake` itself.
-async fn resolve(lake: &Lake, date: Option<NaiveDate>) -> Result<Lake> {
-    if lake.prefix().as_ref().ends_with(".parquet") {
-        return Ok(lake.clone());
-    }
-    let listing = lake
-        .store()
-        .list_with_delimiter(Some(lake.prefix()))
-        .await
-        .map_err(|e| Error::backend("lake", lake.url(), e))?;
-    let marker = format!("{PARTITION_COLUMN}=");
-    let mut dates: Vec<NaiveDate> = listing
-        .common_prefixes
-        .iter()
-        .filter_map(|p| {
-            let d = p.filename()?.strip_prefix(&marker)?;
-            NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()
-        })
-        .collect();
-    dates.sort();
-    let Some(latest) = dates.last().copied() else {
-        if let Some(d) = date {
-            return Err(Error::Config {
-                key: "--date".into(),
-                reason: format!("{lake} has no {PARTITION_COLUMN} partitions, so not {d}'s"),
-            });
-        }
-        return Ok(lake.clone());
-    };
-    let chosen = date.unwrap_or(latest);
-    if !dates.contains(&chosen) {
-        let have: Vec<String> = dates.iter().map(NaiveDate::to_string).collect();
-        return Err(Error::Config {
-            key: "--date".into(),
-            reason: format!(
-                "{lake} has no partition {PARTITION_COLUMN}={chosen} (it has {})",
-                have.join(", ")
-            ),
-        });
-    }
-    Ok(lake.child(&format!("{marker}{chosen}")))
-}
-
 /// Reads the ratings of `lake` (see [`TrainOptions::reviews`]), only the three columns.
 pub async fn read_ratings(
     lake: &Lake,
     date: Option<NaiveDate>,
     columns: &RatingColumns,
 ) -> Result<(String, Ratings)> {
-    let lake = resolve(lake, date).await?;
+    let lake = lake.snapshot(date).await?;
     let source = LakeSource::objects(&lake).await?.select(&[
         columns.user.as_str(),
         columns.item.as_str(),

@@ -339,6 +339,53 @@ impl Lake {
         }
     }
 
+    /// The rows of one run, as a lake: for a conformed table (a prefix with
+    /// `record_created_dt=YYYY-MM-DD` partitions), the partition of `date`, or the latest; for a
+    /// single object (`….parquet`) or a prefix without partitions, the lake itself. Each partition
+    /// of the conformed layer is a whole snapshot of its table, so reading one is reading the
+    /// table as of that run. A `date` with no partition is an error naming the dates there are.
+    pub async fn snapshot(&self, date: Option<chrono::NaiveDate>) -> Result<Lake> {
+        if self.prefix.as_ref().ends_with(".parquet") {
+            return Ok(self.clone());
+        }
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&self.prefix))
+            .await
+            .map_err(|e| self.error(&self.prefix, e))?;
+        let marker = format!("{PARTITION_COLUMN}=");
+        let mut dates: Vec<chrono::NaiveDate> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| {
+                let d = p.filename()?.strip_prefix(&marker)?;
+                chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()
+            })
+            .collect();
+        dates.sort();
+        let Some(latest) = dates.last().copied() else {
+            return match date {
+                Some(d) => Err(Error::Config {
+                    key: "date".into(),
+                    reason: format!("{self} has no {PARTITION_COLUMN} partitions, so not {d}'s"),
+                }),
+                None => Ok(self.clone()),
+            };
+        };
+        let chosen = date.unwrap_or(latest);
+        if !dates.contains(&chosen) {
+            let have: Vec<String> = dates.iter().map(ToString::to_string).collect();
+            return Err(Error::Config {
+                key: "date".into(),
+                reason: format!(
+                    "{self} has no partition {PARTITION_COLUMN}={chosen} (it has {})",
+                    have.join(", ")
+                ),
+            });
+        }
+        Ok(self.child(&format!("{marker}{chosen}")))
+    }
+
     /// `url/location`, for messages.
     pub(crate) fn describe(&self, location: &Path) -> String {
         let relative = location
