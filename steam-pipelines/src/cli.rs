@@ -243,7 +243,24 @@ pub enum Command {
         /// profile's lake.conformed, else gs://conformed_games_data].
         #[arg(long, env = "CONFORMED_LAKE_URL")]
         lake: Option<String>,
+        /// How rows are printed, batch by batch as the query produces them.
+        #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
+        format: SqlFormat,
+        /// At most this many rows.
+        #[arg(long)]
+        limit: Option<usize>,
     },
+}
+
+/// How `sql` prints its rows (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqlFormat {
+    /// Aligned tables, one per batch, and the row count.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// One JSON object per line (NDJSON).
+    Json,
 }
 
 /// Compositions of pipelines.
@@ -788,14 +805,45 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 options.mongo.describe()
             );
         }
-        Command::Sql { query, lake } => {
+        Command::Sql {
+            query,
+            lake,
+            format,
+            limit,
+        } => {
             let lake = Lake::from_url(&settings.conformed_lake(lake))?;
-            let batches = steam_connectors::lake::sql(&lake, &query).await?;
-            let table = arrow::util::pretty::pretty_format_batches(&batches)
-                .map_err(|e| Error::arrow("formatting the result", e))?;
-            outln!("{table}");
-            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            outln!("{rows} rows");
+            let mut batches = steam_connectors::lake::sql_stream(&lake, &query, limit).await?;
+            let (mut rows, mut first) = (0usize, true);
+            while let Some(batch) = futures::StreamExt::next(&mut batches).await {
+                let batch = batch?;
+                rows += batch.num_rows();
+                let fail = |e| Error::arrow("formatting the result", e);
+                let mut text = Vec::new();
+                match format {
+                    SqlFormat::Table => {
+                        let table =
+                            arrow::util::pretty::pretty_format_batches(&[batch]).map_err(fail)?;
+                        text = format!("{table}\n").into_bytes();
+                    }
+                    SqlFormat::Csv => arrow::csv::WriterBuilder::new()
+                        .with_header(first)
+                        .build(&mut text)
+                        .write(&batch)
+                        .map_err(fail)?,
+                    SqlFormat::Json => {
+                        let mut w = arrow::json::LineDelimitedWriter::new(&mut text);
+                        w.write(&batch).map_err(fail)?;
+                        w.finish().map_err(fail)?;
+                    }
+                }
+                out!("{}", String::from_utf8_lossy(&text));
+                first = false;
+            }
+            if format == SqlFormat::Table {
+                outln!("{rows} rows");
+            } else {
+                tracing::info!("{rows} rows");
+            }
         }
         Command::LakeToMongodb {
             source,

@@ -84,3 +84,84 @@ fn a_reader_that_stops_early_ends_the_command_quietly() {
     ]);
     assert!(ok && !stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn sql_streams_rows_as_csv_or_json_up_to_a_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    let processed = dir.path().join("processed");
+    for args in [
+        vec![
+            "generate",
+            "--reviews",
+            "500",
+            "--out",
+            raw.to_str().unwrap(),
+        ],
+        vec![
+            "process",
+            "--raw",
+            raw.to_str().unwrap(),
+            "--out",
+            processed.to_str().unwrap(),
+        ],
+    ] {
+        assert!(steam_recsys()
+            .args(&args)
+            .output()
+            .unwrap()
+            .status
+            .success());
+    }
+    let lake = dir.path().join("lake");
+    let partition = lake.join("games_reviews/record_created_dt=2026-11-29");
+    std::fs::create_dir_all(&partition).unwrap();
+    std::fs::copy(
+        processed.join("games_reviews.parquet"),
+        partition.join("part-00000.parquet"),
+    )
+    .unwrap();
+    let query = |format: &str, limit: &str| {
+        let out = steam_recsys()
+            .args([
+                "sql",
+                "SELECT user_id, game_id, record_created_dt FROM games_reviews",
+            ])
+            .args([
+                "--lake",
+                lake.to_str().unwrap(),
+                "--format",
+                format,
+                "--limit",
+                limit,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let csv = query("csv", "5");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 6, "{csv}");
+    assert_eq!(lines[0], "user_id,game_id,record_created_dt");
+    assert!(
+        lines[1..].iter().all(|l| l.ends_with(",2026-11-29")),
+        "{csv}"
+    );
+    let json = query("json", "3");
+    let lines: Vec<&str> = json.lines().collect();
+    assert_eq!(lines.len(), 3, "{json}");
+    for line in lines {
+        assert!(
+            line.starts_with("{\"user_id\":")
+                && line.contains("\"record_created_dt\":\"2026-11-29\""),
+            "{line}"
+        );
+    }
+    let table = query("table", "2");
+    assert!(table.trim_end().ends_with("2 rows"), "{table}");
+}

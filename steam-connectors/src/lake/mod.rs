@@ -41,7 +41,7 @@ use steam_core::{Error, Result};
 use url::Url;
 
 pub use object::ParquetObjectSink;
-pub use read::{sql, LakeSource};
+pub use read::{sql, sql_stream, LakeSource};
 pub use write::{LakeCsvSink, LakeParquetSink};
 
 /// What the hidden name of a staged local upload has after the target's name.

@@ -217,8 +217,15 @@ impl Source for LakeSource {
 }
 
 /// Runs a SQL query over every conformed table of `lake`, each registered under its name (the
-/// directories under the lake's prefix), and returns the result.
+/// directories under the lake's prefix), and returns the result whole (see [`sql_stream`] for
+/// results of any size).
 pub async fn sql(lake: &Lake, query: &str) -> Result<Vec<RecordBatch>> {
+    sql_stream(lake, query, None).await?.try_collect().await
+}
+
+/// [`sql`] as a stream of batches, computed as they are read, with at most `limit` rows: memory
+/// holds what the plan needs (a sort or an aggregation holds its state), not the result.
+pub async fn sql_stream(lake: &Lake, query: &str, limit: Option<usize>) -> Result<BatchStream> {
     let ctx = session(lake, num_cpus())?;
     let listing = lake
         .store()
@@ -238,8 +245,17 @@ pub async fn sql(lake: &Lake, query: &str) -> Result<Vec<RecordBatch>> {
         }
     }
     let target = format!("SQL over {}", lake.url());
-    let frame = ctx.sql(query).await.map_err(|e| df_error(&target, e))?;
-    frame.collect().await.map_err(|e| df_error(&target, e))
+    let mut frame = ctx.sql(query).await.map_err(|e| df_error(&target, e))?;
+    if let Some(n) = limit {
+        frame = frame.limit(0, Some(n)).map_err(|e| df_error(&target, e))?;
+    }
+    let stream = frame
+        .execute_stream()
+        .await
+        .map_err(|e| df_error(&target, e))?;
+    Ok(batch_stream(
+        stream.map(move |b| b.map_err(|e| df_error(&target, e))),
+    ))
 }
 
 fn num_cpus() -> usize {
