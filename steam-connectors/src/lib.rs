@@ -17,6 +17,6 @@ pub mod lake;
 pub mod mongodb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
-pub mod stream;
-
-pub use stream::{batch_channel, spawn_blocking_stream, spawn_stream, BatchSender, Completion};
+pub use steam_core::channel::{
+    batch_channel, spawn_blocking_stream, spawn_stream, BatchSender, Completion,
+};

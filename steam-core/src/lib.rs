@@ -9,11 +9,16 @@
 //! - [`Error`]: one error type whose messages name the backend, table, file, line and column.
 //! - [`Reject`], [`FileSummary`], [`RunSummary`]: what a run loaded, what it set aside and why.
 //! - [`Secret`]: a string that never shows itself in `Debug` or `Display`.
+//! - [`channel`]: producers on tasks or blocking threads as [`BatchStream`]s that end cleanly only
+//!   on the producer's word ([`spawn_blocking_stream`], [`batch_channel`]), and [`tee`], one stream
+//!   into two.
 //!
-//! This crate has no backend dependencies: only Arrow's core crates.
+//! This crate has no backend dependencies: only Arrow's core crates, futures and tokio's
+//! channels and task spawning.
 #![warn(missing_docs)]
 
 pub mod catalog;
+pub mod channel;
 mod config;
 mod error;
 pub mod raw;
@@ -24,6 +29,9 @@ mod summary;
 pub use arrow::array::RecordBatch;
 pub use arrow::datatypes::SchemaRef;
 pub use catalog::{recommendations_schema, served_schema, Table};
+pub use channel::{
+    batch_channel, spawn_blocking_stream, spawn_stream, tee, BatchSender, Completion,
+};
 pub use config::Secret;
 pub use error::{Error, Result};
 pub use reject::Reject;

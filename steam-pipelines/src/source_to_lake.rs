@@ -1,16 +1,15 @@
 //! The source_to_gcs pipelines (direct, reviews, descriptions): PostgreSQL tables → a lake's raw
 //! layer (CSV) and conformed layer (Hive-partitioned Parquet), reading each table once.
 
-use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use futures::{FutureExt, StreamExt};
-use steam_connectors::batch_channel;
+use futures::StreamExt;
 use steam_connectors::lake::{Lake, LakeCsvSink, LakeParquetSink};
 use steam_connectors::postgres::{PostgresConfig, PostgresSource};
 use steam_core::{
-    BatchStream, Error, Result, RunSummary, Sink, Source, StageSummary, Table, TableRef, WriteMode,
+    batch_stream, tee, Error, Result, RunSummary, Sink, Source, StageSummary, Table, TableRef,
+    WriteMode,
 };
 use steam_transforms::{conform, conformed_schema};
 
@@ -111,14 +110,33 @@ pub async fn source_to_lake(
             .with_schema(table.schema())?
             .with_batch_size(BATCH_ROWS)
             .with_batch_bytes(BATCH_BYTES);
-        let (raw_in, conformed_in) = tee(source.read().await?, table, options.date);
+        // One read, two layers: a failure on either side (the source, conforming, an upload)
+        // ends the other side with an error, so neither layer publishes a truncated object.
+        let (raw_in, to_conform) = tee(source.read().await?, 2, table.name());
+        let date = options.date;
+        let conformed_in =
+            batch_stream(to_conform.map(move |b| b.and_then(|b| conform(table, &b, date))));
         let raw_ref = TableRef::from(table);
         let conformed_ref = TableRef::new(table.name(), conformed_schema(table));
         let (a, b) = futures::join!(
             raw.write(&raw_ref, WriteMode::Replace, raw_in),
             conformed.write(&conformed_ref, WriteMode::Replace, conformed_in)
         );
-        let (mut a, mut b) = (a?, b?);
+        // Of two errors, the cause: the other side's is the split's report that this one stopped.
+        let from_split = |e: &Error| {
+            matches!(
+                e,
+                Error::Backend {
+                    backend: "stream",
+                    ..
+                }
+            )
+        };
+        let (mut a, mut b) = match (a, b) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), Err(other)) if from_split(&e) && !from_split(&other) => return Err(other),
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
         a.table = format!("{} → raw", table.name());
         b.table = format!("{} → conformed", table.name());
         summary.tables.push(a);
@@ -133,62 +151,6 @@ pub async fn source_to_lake(
         seconds: started.elapsed().as_secs_f64(),
     });
     Ok(summary)
-}
-
-/// Splits one stream into the raw rows and the conformed rows. Each output ends cleanly only when
-/// the whole source was read and conformed: an error of the source or of conforming, a panic, or a
-/// consumer that stopped (its write failed) ends the other output with an error, so neither sink
-/// completes a truncated object.
-fn tee(mut source: BatchStream, table: Table, date: NaiveDate) -> (BatchStream, BatchStream) {
-    let what = format!("{} (PostgreSQL to the lake)", table.name());
-    let (raw_tx, raw_done, raw_out) = batch_channel(2, what.clone());
-    let (conf_tx, conf_done, conf_out) = batch_channel(2, what.clone());
-    tokio::spawn(async move {
-        let run = async {
-            let failed = |why: &str| Error::backend_msg("lake", table.name(), why.to_owned());
-            while let Some(item) = source.next().await {
-                let batch = match item {
-                    Ok(batch) => batch,
-                    Err(e) => {
-                        let why = format!("reading the source failed: {e}");
-                        return Err((e, failed(&why)));
-                    }
-                };
-                let conformed = match conform(table, &batch, date) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        let why = format!("conforming failed: {e}");
-                        return Err((failed(&why), e));
-                    }
-                };
-                if !raw_tx.send(Ok(batch)).await {
-                    return Err((
-                        failed("the raw layer's write stopped"),
-                        failed("the raw layer's write failed"),
-                    ));
-                }
-                if !conf_tx.send(Ok(conformed)).await {
-                    return Err((
-                        failed("the conformed layer's write failed"),
-                        failed("the conformed layer's write stopped"),
-                    ));
-                }
-            }
-            Ok(())
-        };
-        match AssertUnwindSafe(run).catch_unwind().await {
-            Ok(Ok(())) => {
-                raw_done.finish();
-                conf_done.finish();
-            }
-            Ok(Err((to_raw, to_conformed))) => {
-                futures::join!(raw_done.fail(to_raw), conf_done.fail(to_conformed));
-            }
-            // The completions are dropped unfinished: both outputs end with an error.
-            Err(_) => tracing::error!("the export of {} panicked", table.name()),
-        }
-    });
-    (raw_out, conf_out)
 }
 
 #[cfg(test)]

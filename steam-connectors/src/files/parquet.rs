@@ -19,7 +19,7 @@ use steam_core::{
 use tokio::sync::mpsc;
 
 use super::temp_path;
-use crate::stream::spawn_blocking_stream;
+use steam_core::channel::spawn_blocking_stream;
 
 const BACKEND: &str = "parquet";
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use steam_core::raw::RawFile;
 use steam_core::{BatchStream, Error, Result, SchemaRef, Source};
 
-use crate::stream::spawn_blocking_stream;
+use steam_core::channel::spawn_blocking_stream;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 

@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 use super::binary::Decoder;
 use super::config::{message, PostgresConfig};
 use super::types::{quote_ident, quote_literal, PgType};
-use crate::stream::batch_channel;
+use steam_core::channel::batch_channel;
 
 /// What a [`PostgresSource`] reads.
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
 //! Bridges between producers (file readers, COPY readers, encoders, model output) and async batch
-//! streams, in which the end of a stream is the producer's word, never a side effect of it stopping.
+//! streams, and a split of one stream into two, in which the end of a stream is the producer's word, never a side effect of it stopping.
 //!
 //! A producer feeds a bounded channel through [`BatchSender`]s, and says it is done through a
 //! [`Completion`]. The consumer's [`BatchStream`] ends cleanly only when every completion was
@@ -11,8 +11,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::{batch_stream, BatchStream, Error, RecordBatch, Result};
 use futures::{stream, FutureExt};
-use steam_core::{batch_stream, BatchStream, Error, RecordBatch, Result};
 use tokio::sync::mpsc;
 
 /// How many batches may wait between a producer and its consumer.
@@ -137,7 +137,7 @@ pub fn batch_channel(
 }
 
 /// The error of a producer that panicked, with the panic's message.
-pub(crate) fn panicked(what: &str, payload: Box<dyn std::any::Any + Send>) -> Error {
+fn panicked(what: &str, payload: Box<dyn std::any::Any + Send>) -> Error {
     let message = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -186,6 +186,60 @@ where
         }
     });
     stream
+}
+
+/// Splits `source` into two streams that each get every batch (batches share their buffers; no
+/// data is copied), at most `depth` batches ahead of the slower one. Each output ends cleanly only
+/// when `source` did: an error of the source ends both with it, and an output whose consumer
+/// stops (its write failed) ends the other with an error, so neither consumer completes a
+/// truncated output. `what` names the split in errors.
+pub fn tee(
+    mut source: BatchStream,
+    depth: usize,
+    what: impl Into<String>,
+) -> (BatchStream, BatchStream) {
+    let what = what.into();
+    let (a_tx, a_done, a) = batch_channel(depth, what.clone());
+    let (b_tx, b_done, b) = batch_channel(depth, what.clone());
+    tokio::spawn(async move {
+        let stopped = |side: &str| {
+            Error::backend_msg(
+                "stream",
+                what.clone(),
+                format!("the {side} output's consumer stopped"),
+            )
+        };
+        let run = async {
+            while let Some(item) = futures::StreamExt::next(&mut source).await {
+                let batch = match item {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        let copy = Error::backend_msg("stream", what.clone(), e.to_string());
+                        return Err((e, copy));
+                    }
+                };
+                if !a_tx.send(Ok(batch.clone())).await {
+                    return Err((stopped("first"), stopped("first")));
+                }
+                if !b_tx.send(Ok(batch)).await {
+                    return Err((stopped("second"), stopped("second")));
+                }
+            }
+            Ok(())
+        };
+        match AssertUnwindSafe(run).catch_unwind().await {
+            Ok(Ok(())) => {
+                a_done.finish();
+                b_done.finish();
+            }
+            Ok(Err((to_a, to_b))) => {
+                futures::join!(a_done.fail(to_a), b_done.fail(to_b));
+            }
+            // The completions are dropped unfinished: both outputs end with an error.
+            Err(_) => {}
+        }
+    });
+    (a, b)
 }
 
 #[cfg(test)]
@@ -342,5 +396,56 @@ mod tests {
             .await
             .unwrap();
         assert!(sent <= DEPTH as i32, "{sent}");
+    }
+
+    #[tokio::test]
+    async fn a_tee_gives_both_outputs_every_batch_and_ends_them_together() {
+        let source = spawn_blocking_stream("t", |tx| {
+            for i in 0..6 {
+                tx.blocking_send(Ok(batch(i)));
+            }
+            Ok(())
+        });
+        let (a, b) = tee(source, 2, "split");
+        let (a, b) = futures::join!(items(a), items(b));
+        assert_eq!(a, (0..6).map(Ok).collect::<Vec<_>>());
+        assert_eq!(a, b);
+
+        // A failing source ends both outputs with its error.
+        let source = spawn_blocking_stream("t", |tx| {
+            tx.blocking_send(Ok(batch(1)));
+            Err(Error::backend_msg("postgres", "t", "connection reset"))
+        });
+        let (a, b) = tee(source, 2, "split");
+        let (a, b) = futures::join!(items(a), items(b));
+        for out in [a, b] {
+            assert_eq!(out[0], Ok(1));
+            assert!(
+                out[1].as_ref().unwrap_err().contains("connection reset"),
+                "{out:?}"
+            );
+        }
+
+        // A consumer that stops ends the other output with an error, not a clean end.
+        let source = spawn_blocking_stream("t", |tx| {
+            let mut i = 0;
+            while tx.blocking_send(Ok(batch(i))) {
+                i += 1;
+            }
+            Ok(())
+        });
+        let (a, b) = tee(source, 2, "split");
+        let mut a = a;
+        assert!(a.next().await.unwrap().is_ok());
+        drop(a);
+        let out = items(b).await;
+        assert!(
+            out.last()
+                .unwrap()
+                .as_ref()
+                .unwrap_err()
+                .contains("stopped"),
+            "{out:?}"
+        );
     }
 }
