@@ -44,8 +44,7 @@ pub fn conform(table: Table, batch: &RecordBatch, date: NaiveDate) -> Result<Rec
             ),
         });
     }
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    let days = (date - epoch).num_days() as i32;
+    let days = crate::parse::date32(date);
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     columns.push(Arc::new(Date32Array::from_value(days, batch.num_rows())));
     RecordBatch::try_new(conformed_schema(table), columns)

@@ -1,14 +1,12 @@
 //! Parsers for the scraped values, one function per format, each total: a value either parses or
 //! comes back as an error message saying what it is not. No parser panics on any input.
 
-use chrono::{Datelike, NaiveDate};
-
-/// Days from 0001-01-01 (day 1 of the common era) to 1970-01-01.
-const UNIX_EPOCH_FROM_CE: i32 = 719_163;
+use arrow::datatypes::Date32Type;
+use chrono::NaiveDate;
 
 /// A date as Arrow's `Date32`: days since 1970-01-01.
 pub fn date32(date: NaiveDate) -> i32 {
-    date.num_days_from_ce() - UNIX_EPOCH_FROM_CE
+    Date32Type::from_naive_date(date)
 }
 
 /// An integer with optional thousands separators: `"1,152"` → 1152. Empty (or blank) → `None`.

@@ -126,8 +126,7 @@ impl LakeSource {
         register(&ctx, lake, table).await?;
         let mut frame = ctx.table(table).await.map_err(|e| df_error(&target, e))?;
         if let Some(date) = date {
-            let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-            let days = (date - epoch).num_days() as i32;
+            let days = arrow::datatypes::Date32Type::from_naive_date(date);
             frame = frame
                 .filter(col(PARTITION_COLUMN).eq(lit(ScalarValue::Date32(Some(days)))))
                 .map_err(|e| df_error(&target, e))?;

@@ -211,8 +211,7 @@ impl Sink for LakeParquetSink {
             }
             None => table.schema.clone(),
         };
-        let days = (self.date - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default())
-            .num_days() as i32;
+        let days = Date32Type::from_naive_date(self.date);
         let check_target = target.clone();
         let stripped = checked(table, batches).map(move |batch| {
             let mut batch = batch?;
