@@ -146,6 +146,23 @@ impl Error {
     }
 }
 
+/// The causes of `error`, outermost first, not counting `error` itself.
+pub fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(error.source(), |e| e.source())
+}
+
+/// `error` and its causes in one line: `outer: inner: innermost`.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    for cause in causes(error) {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +198,17 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "games_ranking.csv: missing column \"rank\" (found: game_name, genre)"
+        );
+    }
+
+    #[test]
+    fn a_chain_reads_outer_to_inner() {
+        let io = std::io::Error::other("connection reset");
+        let e = Error::backend("postgres", "recsys.t", io);
+        assert_eq!(causes(&e).count(), 1);
+        assert_eq!(
+            error_chain(&e),
+            "postgres recsys.t: connection reset: connection reset"
         );
     }
 }

@@ -576,10 +576,8 @@ fn report(e: &Error) {
     use std::io::Write;
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(stderr, "error: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let _ = writeln!(stderr, "  caused by: {s}");
-        source = s.source();
+    for cause in steam_core::causes(e) {
+        let _ = writeln!(stderr, "  caused by: {cause}");
     }
 }
 

@@ -92,15 +92,7 @@ async fn timed<F: std::future::Future<Output = Result<()>>>(
     let started = Instant::now();
     match check.await {
         Ok(()) => Ok(started.elapsed()),
-        Err(e) => {
-            let mut m = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                m.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            Err(m)
-        }
+        Err(e) => Err(steam_core::error_chain(&e)),
     }
 }
 

@@ -344,8 +344,7 @@ impl fmt::Debug for PostgresConfig {
 /// answer (a refused login, a bad certificate).
 fn transient(e: &tokio_postgres::Error) -> bool {
     use std::io::ErrorKind::*;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = source {
+    for s in steam_core::causes(e) {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             return matches!(
                 io.kind(),
@@ -361,7 +360,6 @@ fn transient(e: &tokio_postgres::Error) -> bool {
                     | NetworkUnreachable
             );
         }
-        source = s.source();
     }
     false
 }
@@ -382,13 +380,7 @@ pub(crate) fn message(e: &tokio_postgres::Error) -> String {
         }
         return m;
     }
-    let mut m = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        m.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    m
+    steam_core::error_chain(e)
 }
 
 #[cfg(test)]
