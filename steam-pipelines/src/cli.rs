@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use steam_connectors::lake::Lake;
 use steam_connectors::mongodb::MongoConfig;
 use steam_connectors::postgres::PostgresConfig;
-use steam_core::{Error, Result};
+use steam_core::{Error, Result, Secret};
 
 use crate::config::{ConfigFile, Profile};
 use crate::{
@@ -114,7 +114,7 @@ pub enum Command {
         /// POSTGRES_HOST, POSTGRES_PORT, POSTGRES_DBNAME, POSTGRES_USER, POSTGRES_PASSWORD,
         /// POSTGRES_CONNECT_TIMEOUT, POSTGRES_SSLMODE and POSTGRES_SSLROOTCERT variables].
         #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
-        postgres_url: Option<String>,
+        postgres_url: Option<Secret>,
         /// Schema to load into [default: POSTGRES_SCHEMA, else recsys].
         #[arg(long)]
         schema: Option<String>,
@@ -137,7 +137,7 @@ pub enum Command {
         tables: TableGroup,
         /// Server URL [default: POSTGRES_URL, else the POSTGRES_* variables].
         #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
-        postgres_url: Option<String>,
+        postgres_url: Option<Secret>,
         /// Schema to read [default: POSTGRES_SCHEMA, else recsys].
         #[arg(long)]
         schema: Option<String>,
@@ -164,7 +164,7 @@ pub enum Command {
         source: Option<String>,
         /// MongoDB URI [default: MONGODB_URI, else MONGODB_HOST, MONGODB_USER, MONGODB_PASSWORD].
         #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
-        mongodb_uri: Option<String>,
+        mongodb_uri: Option<Secret>,
         /// Database [default: the URI's, else MONGODB_DATABASE, else steam_recsys].
         #[arg(long)]
         database: Option<String>,
@@ -179,14 +179,14 @@ pub enum Command {
     ConnectionTest {
         /// PostgreSQL URL [default: POSTGRES_URL, else the POSTGRES_* variables].
         #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
-        postgres_url: Option<String>,
+        postgres_url: Option<Secret>,
         /// A lake URL to list and write a probe object to [default: the profile's
         /// lake.conformed].
         #[arg(long, env = "CONFORMED_LAKE_URL")]
         lake: Option<String>,
         /// MongoDB URI [default: MONGODB_URI, else the MONGODB_* variables].
         #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
-        mongodb_uri: Option<String>,
+        mongodb_uri: Option<Secret>,
         /// Collection to read up to 5 documents from [default: the profile's
         /// mongodb.collection, else recsys].
         #[arg(long)]
@@ -289,7 +289,7 @@ pub enum RunCommand {
         /// PostgreSQL URL [default: POSTGRES_URL, else the POSTGRES_* variables, else the
         /// profile's postgres].
         #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
-        postgres_url: Option<String>,
+        postgres_url: Option<Secret>,
         /// Schema [default: POSTGRES_SCHEMA, else the profile's, else recsys].
         #[arg(long)]
         schema: Option<String>,
@@ -306,7 +306,7 @@ pub enum RunCommand {
         results_lake: Option<String>,
         /// MongoDB URI [default: MONGODB_URI, else the MONGODB_* variables, else the profile's].
         #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
-        mongodb_uri: Option<String>,
+        mongodb_uri: Option<Secret>,
         /// Database [default: the URI's, else the profile's, else steam_recsys].
         #[arg(long)]
         database: Option<String>,
@@ -662,7 +662,8 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             strict,
             ledger_dir,
         } => {
-            let config = settings.require_postgres(postgres_url.as_deref(), schema.as_deref())?;
+            let config = settings
+                .require_postgres(postgres_url.as_ref().map(Secret::expose), schema.as_deref())?;
             let input = match (processed, raw) {
                 (Some(dir), _) => InitInput::Processed(dir),
                 (None, Some(raw)) => {
@@ -708,7 +709,8 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             conformed_lake,
             date,
         } => {
-            let config = settings.require_postgres(postgres_url.as_deref(), schema.as_deref())?;
+            let config = settings
+                .require_postgres(postgres_url.as_ref().map(Secret::expose), schema.as_deref())?;
             let options = SourceToLakeOptions {
                 group: tables,
                 raw: Lake::from_url(&settings.raw_lake(raw_lake))?,
@@ -782,11 +784,17 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 },
                 work,
                 reference_year: reference_year.unwrap_or_else(crate::process::current_year),
-                postgres: settings.require_postgres(postgres_url.as_deref(), schema.as_deref())?,
+                postgres: settings.require_postgres(
+                    postgres_url.as_ref().map(Secret::expose),
+                    schema.as_deref(),
+                )?,
                 raw_lake: Lake::from_url(&settings.raw_lake(raw_lake))?,
                 conformed_lake: Lake::from_url(&settings.conformed_lake(conformed_lake))?,
                 results: Lake::from_url(&settings.results_object_in(results_lake))?,
-                mongo: settings.require_mongo(mongodb_uri.as_deref(), database.as_deref())?,
+                mongo: settings.require_mongo(
+                    mongodb_uri.as_ref().map(Secret::expose),
+                    database.as_deref(),
+                )?,
                 collection: settings.collection(collection),
                 date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
                 als: steam_model::AlsParams::default(),
@@ -854,7 +862,10 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 ServeMode::Refresh => steam_core::WriteMode::Replace,
                 ServeMode::Insert => steam_core::WriteMode::Append,
             };
-            let mongo = settings.require_mongo(mongodb_uri.as_deref(), database.as_deref())?;
+            let mongo = settings.require_mongo(
+                mongodb_uri.as_ref().map(Secret::expose),
+                database.as_deref(),
+            )?;
             let collection = settings.collection(collection);
             let lake = Lake::from_url(&settings.results_object(source))?;
             let summary =
@@ -873,7 +884,7 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             mongodb_uri,
             collection,
         } => {
-            let pg = settings.postgres(postgres_url.as_deref(), None)?;
+            let pg = settings.postgres(postgres_url.as_ref().map(Secret::expose), None)?;
             let lake = lake
                 .or_else(|| {
                     settings
@@ -884,7 +895,7 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 .as_deref()
                 .map(Lake::from_url)
                 .transpose()?;
-            let mongo = settings.mongo(mongodb_uri.as_deref(), None)?;
+            let mongo = settings.mongo(mongodb_uri.as_ref().map(Secret::expose), None)?;
             let collection = settings.collection(collection);
             if pg.is_none() && lake.is_none() && mongo.is_none() {
                 return Err(Error::Config {

@@ -61,7 +61,7 @@ pub struct DownloadOptions {
     pub revision: String,
     /// An access token for private or gated repositories (the `HF_TOKEN` variable in
     /// [`DownloadOptions::from_env`]), sent as `Authorization: Bearer`.
-    pub token: Option<String>,
+    pub token: Option<steam_core::Secret>,
     /// How many times a failed request (network error, 5xx, 408, 429, a body cut short) is tried
     /// again; each retry of a file resumes from the bytes already on disk.
     pub retries: usize,
@@ -95,7 +95,7 @@ impl DownloadOptions {
         if let Some(endpoint) = non_empty_env("HF_ENDPOINT") {
             options.endpoint = endpoint;
         }
-        options.token = non_empty_env("HF_TOKEN");
+        options.token = non_empty_env("HF_TOKEN").map(steam_core::Secret::new);
         options
     }
 }
@@ -107,7 +107,7 @@ impl fmt::Debug for DownloadOptions {
             .field("endpoint", &redact_str(&self.endpoint))
             .field("repo", &self.repo)
             .field("revision", &self.revision)
-            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("token", &self.token)
             .field("retries", &self.retries)
             .field("min_delay", &self.min_delay)
             .field("read_timeout", &self.read_timeout)
@@ -415,7 +415,12 @@ fn redact_str(url: &str) -> String {
 }
 
 fn authorized(request: RequestBuilder, options: &DownloadOptions) -> RequestBuilder {
-    match options.token.as_deref().filter(|t| !t.is_empty()) {
+    match options
+        .token
+        .as_ref()
+        .map(|t| t.expose())
+        .filter(|t| !t.is_empty())
+    {
         Some(token) => request.header(AUTHORIZATION, format!("Bearer {token}")),
         None => request,
     }

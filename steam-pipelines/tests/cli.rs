@@ -165,3 +165,25 @@ fn sql_streams_rows_as_csv_or_json_up_to_a_limit() {
     let table = query("table", "2");
     assert!(table.trim_end().ends_with("2 rows"), "{table}");
 }
+
+#[test]
+fn parsed_arguments_never_show_a_password() {
+    use clap::Parser;
+    let cli = steam_pipelines::cli::Cli::try_parse_from([
+        "steam-recsys",
+        "run",
+        "all",
+        "--postgres-url",
+        "postgresql://steam:pg-hunter2@db:5432/steam",
+        "--mongodb-uri",
+        "mongodb://app:mongo-hunter2@h1,h2/?replicaSet=rs0",
+    ])
+    .unwrap();
+    let shown = format!("{cli:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    let options = steam_pipelines::download::DownloadOptions {
+        token: Some("hf_hunter2".into()),
+        ..steam_pipelines::download::DownloadOptions::new("out")
+    };
+    assert!(!format!("{options:?}").contains("hunter2"));
+}
