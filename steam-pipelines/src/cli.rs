@@ -339,9 +339,7 @@ fn env_var(name: &str) -> Option<String> {
 
 impl Settings {
     /// Reads `.env` from the current directory, then the configuration file (if any) and `.env`
-    /// beside it, and chooses `profile`. Variables already set are never overridden. A profile's
-    /// `lake.google_service_account_key` is exported as `GOOGLE_SERVICE_ACCOUNT` for object_store
-    /// unless a Google variable is already set.
+    /// beside it, and chooses `profile`. Variables already set are never overridden.
     pub fn load(config: Option<&std::path::Path>, profile: &str) -> Result<Settings> {
         crate::config::load_dotenv(std::path::Path::new("."))?;
         let Some(path) = config else {
@@ -351,17 +349,28 @@ impl Settings {
             crate::config::load_dotenv(dir)?;
         }
         let profile = ConfigFile::load(path)?.profile(profile)?;
-        if let Some(key) = &profile.lake.google_service_account_key {
-            if env_var("GOOGLE_SERVICE_ACCOUNT").is_none()
-                && env_var("GOOGLE_SERVICE_ACC_KEY_FILEPATH").is_none()
-            {
-                // Set before any thread that reads the environment is started.
-                std::env::set_var("GOOGLE_SERVICE_ACCOUNT", key);
-            }
-        }
         Ok(Settings {
             profile: Some(profile),
         })
+    }
+
+    /// Opens a lake by URL, handing a GCS key file of the profile
+    /// (`lake.google_service_account_key`) to the lake's builder unless a variable gives one
+    /// (`GOOGLE_SERVICE_ACC_KEY_FILEPATH`, `GOOGLE_SERVICE_ACCOUNT`).
+    pub fn lake(&self, url: &str) -> Result<Lake> {
+        let key = self
+            .profile
+            .as_ref()
+            .and_then(|p| p.lake.google_service_account_key.clone())
+            .filter(|_| {
+                env_var("GOOGLE_SERVICE_ACCOUNT").is_none()
+                    && env_var("GOOGLE_SERVICE_ACC_KEY_FILEPATH").is_none()
+            });
+        let options = steam_connectors::lake::LakeOptions {
+            google_service_account_path: key.map(Into::into),
+            ..Default::default()
+        };
+        Lake::from_url_with(url, &options)
     }
 
     /// A lake URL: the flag (or its variable), else the profile's, else `default`.
@@ -713,8 +722,8 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 .require_postgres(postgres_url.as_ref().map(Secret::expose), schema.as_deref())?;
             let options = SourceToLakeOptions {
                 group: tables,
-                raw: Lake::from_url(&settings.raw_lake(raw_lake))?,
-                conformed: Lake::from_url(&settings.conformed_lake(conformed_lake))?,
+                raw: settings.lake(&settings.raw_lake(raw_lake))?,
+                conformed: settings.lake(&settings.conformed_lake(conformed_lake))?,
                 date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
             };
             let summary = source_to_lake(&config, &options).await?;
@@ -739,11 +748,11 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             top,
         } => {
             let mut options = crate::TrainOptions::new(
-                Lake::from_url(&reviews)?,
-                Lake::from_url(&settings.results_object(out))?,
+                settings.lake(&reviews)?,
+                settings.lake(&settings.results_object(out))?,
             );
             options.date = date;
-            options.test = test.as_deref().map(Lake::from_url).transpose()?;
+            options.test = test.as_deref().map(|t| settings.lake(t)).transpose()?;
             options.holdout = holdout;
             options.params = steam_model::AlsParams {
                 rank,
@@ -788,9 +797,9 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                     postgres_url.as_ref().map(Secret::expose),
                     schema.as_deref(),
                 )?,
-                raw_lake: Lake::from_url(&settings.raw_lake(raw_lake))?,
-                conformed_lake: Lake::from_url(&settings.conformed_lake(conformed_lake))?,
-                results: Lake::from_url(&settings.results_object_in(results_lake))?,
+                raw_lake: settings.lake(&settings.raw_lake(raw_lake))?,
+                conformed_lake: settings.lake(&settings.conformed_lake(conformed_lake))?,
+                results: settings.lake(&settings.results_object_in(results_lake))?,
                 mongo: settings.require_mongo(
                     mongodb_uri.as_ref().map(Secret::expose),
                     database.as_deref(),
@@ -817,7 +826,7 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             format,
             limit,
         } => {
-            let lake = Lake::from_url(&settings.conformed_lake(lake))?;
+            let lake = settings.lake(&settings.conformed_lake(lake))?;
             let mut batches = steam_connectors::lake::sql_stream(&lake, &query, limit).await?;
             let (mut rows, mut first) = (0usize, true);
             while let Some(batch) = futures::StreamExt::next(&mut batches).await {
@@ -867,7 +876,7 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 database.as_deref(),
             )?;
             let collection = settings.collection(collection);
-            let lake = Lake::from_url(&settings.results_object(source))?;
+            let lake = settings.lake(&settings.results_object(source))?;
             let summary =
                 crate::serving::lake_to_mongodb_with(&lake, &mongo, &collection, mode).await?;
             out!("{summary}");
@@ -893,7 +902,7 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                         .and_then(|p| p.lake.conformed.clone())
                 })
                 .as_deref()
-                .map(Lake::from_url)
+                .map(|url| settings.lake(url))
                 .transpose()?;
             let mongo = settings.mongo(mongodb_uri.as_ref().map(Secret::expose), None)?;
             let collection = settings.collection(collection);

@@ -120,8 +120,7 @@
 //! | GCS service account | | `GOOGLE_SERVICE_ACC_KEY_FILEPATH`, `GOOGLE_SERVICE_ACCOUNT` | `lake.google_service_account_key` |
 //!
 //! When `lake.google_service_account_key` is set (and neither of those variables is), the CLI
-//! exports it as `GOOGLE_SERVICE_ACCOUNT`, the variable object_store reads for Google Cloud
-//! Storage.
+//! hands it to the lake's builder (`LakeOptions::google_service_account_path`).
 //!
 //! # Secrets
 //!
@@ -402,8 +401,7 @@ pub struct LakeProfile {
     /// `results`: where the inference results (the recommendations served to MongoDB) are.
     pub results: Option<String>,
     /// `google_service_account_key`: the path of a Google service-account key file, which the
-    /// CLI exports as `GOOGLE_SERVICE_ACCOUNT` for object_store unless a variable already gives
-    /// one.
+    /// CLI hands to the lake's builder unless a variable already gives one.
     pub google_service_account_key: Option<String>,
 }
 

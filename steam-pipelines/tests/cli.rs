@@ -187,3 +187,26 @@ fn parsed_arguments_never_show_a_password() {
     };
     assert!(!format!("{options:?}").contains("hunter2"));
 }
+
+#[test]
+fn a_profiles_gcs_key_file_goes_to_the_lakes_builder() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("steam-recsys.toml");
+    let key = dir.path().join("missing-key.json");
+    std::fs::write(
+        &config,
+        format!(
+            "[default.lake]\ngoogle_service_account_key = \"{}\"\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    let settings = steam_pipelines::cli::Settings::load(Some(&config), "default").unwrap();
+    let err = settings
+        .lake("gs://conformed_games_data")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing-key.json"), "{err}");
+    // Nothing was exported into the process environment.
+    assert!(std::env::var_os("GOOGLE_SERVICE_ACCOUNT").is_none());
+}
