@@ -17,6 +17,8 @@ pub mod lake;
 pub mod mongodb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "files", feature = "lake"))]
+mod process;
 pub use steam_core::channel::{
     batch_channel, spawn_blocking_stream, spawn_stream, BatchSender, Completion,
 };

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::{stream, StreamExt};
-use steam_connectors::files::{ParquetDirSink, RawCsvReader, RawCsvSource, RejectLedger};
+use steam_connectors::files::{
+    DirTransaction, ParquetDirSink, RawCsvReader, RawCsvSource, RejectLedger,
+};
 use steam_core::raw::RawFile;
 use steam_core::{
     batch_stream, Error, FileSummary, RecordBatch, Reject, Result, RunSummary, Sink, Source,
@@ -117,37 +119,18 @@ pub async fn process(options: &ProcessOptions) -> Result<RunSummary> {
     for file in RawFile::ALL {
         RawCsvReader::open(options.raw.join(file.file_name()), file)?;
     }
-    std::fs::create_dir_all(&options.out).map_err(|e| Error::io(&options.out, e))?;
-    let staging = options.out.join(format!(".staging-{}", std::process::id()));
-    let result = run(options, &staging).await;
+    let tx = DirTransaction::begin(&options.out)?;
+    let result = run(options, tx.dir()).await;
     let result = match result {
-        Ok(summary) => publish(&staging, &options.out).map(|()| summary),
-        Err(e) => Err(e),
+        Ok(summary) => tx.commit().map(|()| summary),
+        Err(e) => Err(e), // the transaction is dropped: the staged files go
     };
-    let _ = std::fs::remove_dir_all(&staging);
     let mut summary = result?;
     summary.stages.push(StageSummary {
         stage: "process".into(),
         seconds: started.elapsed().as_secs_f64(),
     });
     Ok(summary)
-}
-
-/// Moves every file of `staging` (and of its ledger directory) into `out`.
-fn publish(staging: &Path, out: &Path) -> Result<()> {
-    for sub in [PathBuf::new(), PathBuf::from(RejectLedger::DIR)] {
-        let from = staging.join(&sub);
-        let to = out.join(&sub);
-        std::fs::create_dir_all(&to).map_err(|e| Error::io(&to, e))?;
-        for entry in std::fs::read_dir(&from).map_err(|e| Error::io(&from, e))? {
-            let entry = entry.map_err(|e| Error::io(&from, e))?;
-            if entry.path().is_file() {
-                let target = to.join(entry.file_name());
-                std::fs::rename(entry.path(), &target).map_err(|e| Error::io(&target, e))?;
-            }
-        }
-    }
-    Ok(())
 }
 
 async fn run(options: &ProcessOptions, staging: &Path) -> Result<RunSummary> {

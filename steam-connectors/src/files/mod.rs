@@ -6,15 +6,18 @@
 //! - [`ParquetDirSink`]: each table as `<dir>/<table>.parquet`, replaced atomically.
 //! - [`ParquetFileSource`]: a Parquet file as a stream of batches.
 //! - [`RejectLedger`]: `<dir>/_rejected/<raw file>.csv`, one row per record set aside.
+//! - [`DirTransaction`]: files written together into a directory and published together.
 
 mod ledger;
 mod parquet;
+mod publish;
 mod raw_csv;
 
 pub use self::ledger::RejectLedger;
 #[cfg(feature = "lake")]
 pub(crate) use self::parquet::{check_table_name, writer_properties};
 pub use self::parquet::{ParquetDirSink, ParquetFileSource};
+pub use self::publish::DirTransaction;
 pub use self::raw_csv::{RawCsvReader, RawCsvSource};
 
 use std::path::{Path, PathBuf};

@@ -411,24 +411,16 @@ impl Lake {
     }
 }
 
-/// Whether the writer of a staged upload is gone: its process is not running (where `/proc`
-/// tells), or else its file was untouched for an hour.
+/// Whether the writer of a staged upload is gone (see [`crate::process::gone`]; untouched for an
+/// hour where `/proc` does not tell).
 async fn writer_gone(pid: Option<u32>, entry: &tokio::fs::DirEntry) -> bool {
-    if let Some(pid) = pid {
-        if pid == std::process::id() {
-            return false;
-        }
-        if tokio::fs::metadata("/proc/self").await.is_ok() {
-            return tokio::fs::metadata(format!("/proc/{pid}")).await.is_err();
-        }
-    }
     let age = entry
         .metadata()
         .await
         .ok()
         .and_then(|m| m.modified().ok())
         .and_then(|t| t.elapsed().ok());
-    age.is_some_and(|a| a > Duration::from_secs(3600))
+    crate::process::gone(pid, age, Duration::from_secs(3600))
 }
 
 /// A URL without its query string and user information, for messages.
