@@ -608,6 +608,7 @@ async fn refusals_fail_at_once_without_showing_the_token() {
     options.token = Some(TOKEN.into());
     // Refused at once: one request for the file, no retry (the count, not the clock, says so).
     let err = download(&options).await.expect_err("404 must fail");
+    assert_eq!(err.kind(), steam_recsys::core::ErrorKind::NotFound, "{err}");
     let text = err.to_string();
     assert!(text.contains(DESCRIPTION) && text.contains("404"), "{text}");
     assert!(
@@ -629,6 +630,11 @@ async fn refusals_fail_at_once_without_showing_the_token() {
     options.min_delay = Duration::from_secs(2);
     options.token = Some(TOKEN.into());
     let err = download(&options).await.expect_err("401 must fail");
+    assert_eq!(
+        err.kind(),
+        steam_recsys::core::ErrorKind::Unauthenticated,
+        "{err}"
+    );
     let listings = server
         .seen()
         .iter()

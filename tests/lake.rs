@@ -260,6 +260,20 @@ async fn partitions_replace_atomically_on_local_disk() {
 }
 
 #[tokio::test]
+async fn missing_objects_and_bad_sql_have_their_kinds() {
+    use steam_recsys::core::ErrorKind;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::from_url(dir.path().to_str().unwrap()).unwrap();
+    let err = LakeSource::objects(&lake.child("nothing-here.parquet"))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let err = sql(&lake, "SELEC oops").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+}
+
+#[tokio::test]
 async fn bad_urls_and_missing_buckets_name_the_lake() {
     let err = Lake::from_url("s3:///no-bucket").unwrap_err().to_string();
     assert!(err.contains("s3:"), "{err}");
@@ -426,6 +440,15 @@ async fn bad_credentials_are_a_clear_error_without_the_secret() {
         .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("s3://steam-test/raw/t.csv"), "{msg}");
+    assert!(
+        matches!(
+            err.kind(),
+            steam_recsys::core::ErrorKind::Unauthenticated
+                | steam_recsys::core::ErrorKind::PermissionDenied
+        ),
+        "{:?}: {msg}",
+        err.kind()
+    );
     assert!(
         msg.contains("403") || msg.contains("InvalidAccessKeyId"),
         "{msg}"

@@ -322,6 +322,22 @@ async fn connection_test_names_each_backend_down_with_its_cause() {
     let down = MongoConfig::from_uri(&format!("mongodb://127.0.0.1:{closed}/db"))
         .unwrap()
         .with_server_selection_timeout(Duration::from_millis(500));
+    let err = MongoSource::new(
+        down.clone(),
+        "recsys",
+        steam_recsys::transforms::served_schema(),
+    )
+    .read_all()
+    .await
+    .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    let cause = std::error::Error::source(&err)
+        .and_then(|c| c.downcast_ref::<steam_recsys::connectors::mongodb::MongoError>())
+        .expect("the driver's error is kept as the cause");
+    assert!(matches!(
+        cause.driver_error().kind.as_ref(),
+        steam_recsys::connectors::mongodb::DriverErrorKind::ServerSelection { .. }
+    ));
     let checks = connection_test(Some(&pg), Some(&lake), Some((&down, "recsys"))).await;
     assert_eq!(checks.len(), 3);
     for c in &checks {

@@ -663,6 +663,11 @@ async fn wrong_password_names_host_and_user_never_the_password() {
     assert!(!msg.contains("xyzzy"), "{msg}");
     assert!(!format!("{err:?}").contains("xyzzy"));
     assert!(!format!("{bad:?}").contains("xyzzy"));
+    assert_eq!(
+        err.kind(),
+        steam_recsys::core::ErrorKind::Unauthenticated,
+        "{msg}"
+    );
     // A refused login is not retried (a retried one says after how many attempts it gave up).
     assert!(!msg.contains("attempts"), "{msg}");
 }
@@ -678,7 +683,9 @@ async fn server_down_is_a_clear_error_after_the_retries() {
     ))
     .unwrap()
     .with_retries(2, Duration::from_millis(20));
-    let err = config.connect().await.unwrap_err().to_string();
+    let err = config.connect().await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    let err = err.to_string();
     assert!(
         err.contains(&format!("steam@127.0.0.1:{port}/steam")),
         "{err}"

@@ -55,6 +55,8 @@ pub enum Error {
     /// A backend (files, postgres, lake, mongodb…) failed on a target (a table, object, collection).
     #[error("{backend} {target}: {message}")]
     Backend {
+        /// What kind of failure it is, for callers that react to it (see [`Error::kind`]).
+        kind: ErrorKind,
         /// The backend's name, such as `postgres` or `parquet`.
         backend: &'static str,
         /// What was being read or written: a table, a path, a collection.
@@ -100,7 +102,86 @@ pub enum Error {
     },
 }
 
+/// What kind of failure an [`Error`] is, in the manner of `object_store::Error`'s variants: what a
+/// caller can match on to decide what to do (retry, ask for credentials, create the missing
+/// thing), whatever the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// What was asked for does not exist: a file, an object, a table, a database, a collection.
+    NotFound,
+    /// What was to be created exists already (a unique key, an object written only if absent).
+    AlreadyExists,
+    /// The backend did not accept the credentials, or none were given.
+    Unauthenticated,
+    /// The credentials were accepted but do not allow the operation.
+    PermissionDenied,
+    /// A failure that may pass: the network, a server restarting or overloaded, a deadlock or
+    /// serialization conflict. Retrying later may succeed.
+    Transient,
+    /// The input or the configuration is wrong: retrying will fail the same way.
+    InvalidInput,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    /// The kind of an I/O error.
+    pub fn of_io(e: &std::io::Error) -> ErrorKind {
+        use std::io::ErrorKind as Io;
+        match e.kind() {
+            Io::NotFound => ErrorKind::NotFound,
+            Io::AlreadyExists => ErrorKind::AlreadyExists,
+            Io::PermissionDenied => ErrorKind::PermissionDenied,
+            Io::ConnectionRefused
+            | Io::ConnectionReset
+            | Io::ConnectionAborted
+            | Io::NotConnected
+            | Io::AddrNotAvailable
+            | Io::BrokenPipe
+            | Io::TimedOut
+            | Io::Interrupted
+            | Io::UnexpectedEof
+            | Io::HostUnreachable
+            | Io::NetworkUnreachable
+            | Io::WouldBlock => ErrorKind::Transient,
+            Io::InvalidInput | Io::InvalidData => ErrorKind::InvalidInput,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
 impl Error {
+    /// What kind of failure this is: a backend's as its connector classified it, a missing file
+    /// [`ErrorKind::NotFound`], bad input, schemas and configuration
+    /// [`ErrorKind::InvalidInput`], an I/O error by its own kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Backend { kind, .. } => *kind,
+            Error::MissingFile { .. } => ErrorKind::NotFound,
+            Error::Io { source, .. } => ErrorKind::of_io(source),
+            Error::BadInput { .. }
+            | Error::MissingColumn { .. }
+            | Error::Schema { .. }
+            | Error::Config { .. }
+            | Error::Unsupported { .. } => ErrorKind::InvalidInput,
+            Error::Arrow { .. } => ErrorKind::Other,
+        }
+    }
+
+    /// Whether retrying may succeed ([`ErrorKind::Transient`]).
+    pub fn is_transient(&self) -> bool {
+        self.kind() == ErrorKind::Transient
+    }
+
+    /// The same error with another kind (for a [`Error::Backend`]; other variants have theirs).
+    pub fn with_kind(mut self, new: ErrorKind) -> Self {
+        if let Error::Backend { kind, .. } = &mut self {
+            *kind = new;
+        }
+        self
+    }
+
     /// A [`Error::Backend`] with an underlying error.
     pub fn backend(
         backend: &'static str,
@@ -108,6 +189,7 @@ impl Error {
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
         Error::Backend {
+            kind: ErrorKind::Other,
             backend,
             target: target.into(),
             message: source.to_string(),
@@ -122,6 +204,7 @@ impl Error {
         message: impl Into<String>,
     ) -> Self {
         Error::Backend {
+            kind: ErrorKind::Other,
             backend,
             target: target.into(),
             message: message.into(),
@@ -209,6 +292,30 @@ mod tests {
         assert_eq!(
             error_chain(&e),
             "postgres recsys.t: connection reset: connection reset"
+        );
+    }
+
+    #[test]
+    fn every_error_has_a_kind() {
+        let missing = Error::MissingFile {
+            path: "/x.csv".into(),
+        };
+        assert_eq!(missing.kind(), ErrorKind::NotFound);
+        let config = Error::Config {
+            key: "k".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(config.kind(), ErrorKind::InvalidInput);
+        let reset = Error::io(
+            "/x",
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        );
+        assert!(reset.is_transient());
+        let backend = Error::backend_msg("lake", "t", "gone");
+        assert_eq!(backend.kind(), ErrorKind::Other);
+        assert_eq!(
+            backend.with_kind(ErrorKind::NotFound).kind(),
+            ErrorKind::NotFound
         );
     }
 }

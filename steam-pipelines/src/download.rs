@@ -299,6 +299,7 @@ impl Failure {
         match self {
             Failure::Fatal(e) => e,
             Failure::Retry { target, message } => Error::Backend {
+                kind: steam_core::ErrorKind::Transient,
                 backend: BACKEND,
                 target,
                 message: if attempts > 1 {
@@ -475,14 +476,25 @@ async fn status_failure(
                 "the repository may be private or gated, or may not exist: set HF_TOKEN to an \
                  access token that can read it"
             };
-            Failure::fatal(target, format!("{message}: {hint}"))
+            let kind = if status.as_u16() == 401 {
+                steam_core::ErrorKind::Unauthenticated
+            } else {
+                steam_core::ErrorKind::PermissionDenied
+            };
+            Failure::Fatal(
+                Error::backend_msg(BACKEND, target, format!("{message}: {hint}")).with_kind(kind),
+            )
         }
-        404 => Failure::fatal(
-            target,
-            format!(
-                "{message}: not found (check the repository {:?} and the revision {:?})",
-                options.repo, options.revision
-            ),
+        404 => Failure::Fatal(
+            Error::backend_msg(
+                BACKEND,
+                target,
+                format!(
+                    "{message}: not found (check the repository {:?} and the revision {:?})",
+                    options.repo, options.revision
+                ),
+            )
+            .with_kind(steam_core::ErrorKind::NotFound),
         ),
         408 | 429 | 500..=599 => Failure::retry(target, message),
         _ => Failure::fatal(target, message),

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use object_store::path::Path;
 use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
-use steam_core::{Error, Result};
+use steam_core::{Error, ErrorKind, Result};
 use url::Url;
 
 pub use object::ParquetObjectSink;
@@ -146,6 +146,7 @@ impl Lake {
             Path::parse(p.trim_matches('/')).map_err(|e| bad(e.to_string()))
         };
         let backend = |e: object_store::Error| Error::Backend {
+            kind: store_kind(&e),
             backend: "lake",
             target: shown.clone(),
             message: e.to_string(),
@@ -403,6 +404,7 @@ impl Lake {
     /// An error of the store at `location`.
     pub(crate) fn error(&self, location: &Path, e: object_store::Error) -> Error {
         Error::Backend {
+            kind: store_kind(&e),
             backend: "lake",
             target: self.describe(location),
             message: e.to_string(),
@@ -421,6 +423,26 @@ async fn writer_gone(pid: Option<u32>, entry: &tokio::fs::DirEntry) -> bool {
         .and_then(|m| m.modified().ok())
         .and_then(|t| t.elapsed().ok());
     crate::process::gone(pid, age, Duration::from_secs(3600))
+}
+
+/// The kind of an object store's error: its own for missing and existing objects and refused
+/// credentials; for the others, the kind of an I/O error in its causes (a network failure after
+/// the store's retries is [`ErrorKind::Transient`]).
+pub(crate) fn store_kind(e: &object_store::Error) -> ErrorKind {
+    use object_store::Error as E;
+    match e {
+        E::NotFound { .. } => ErrorKind::NotFound,
+        E::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+        E::Unauthenticated { .. } => ErrorKind::Unauthenticated,
+        E::PermissionDenied { .. } => ErrorKind::PermissionDenied,
+        E::InvalidPath { .. }
+        | E::NotSupported { .. }
+        | E::NotImplemented { .. }
+        | E::UnknownConfigurationKey { .. } => ErrorKind::InvalidInput,
+        _ => steam_core::causes(e)
+            .find_map(|c| c.downcast_ref::<std::io::Error>())
+            .map_or(ErrorKind::Other, ErrorKind::of_io),
+    }
 }
 
 /// A URL without its query string and user information, for messages.

@@ -12,15 +12,28 @@ use datafusion::datasource::listing::{
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{col, lit, DataFrame, SessionConfig, SessionContext};
 use futures::{StreamExt, TryStreamExt};
-use steam_core::{batch_stream, BatchStream, Error, RecordBatch, Result, Source};
+use steam_core::{batch_stream, BatchStream, Error, ErrorKind, RecordBatch, Result, Source};
 
 use super::{Lake, PARTITION_COLUMN};
 
 /// The URL the lake's store is registered under in a DataFusion session.
 const STORE_URL: &str = "steam-lake://lake";
 
+/// A DataFusion error: a store's by the store's kind, a location without data files not found, a
+/// plan's (bad SQL, an unknown table or column) invalid input.
 fn df_error(target: &str, e: DataFusionError) -> Error {
+    let kind = match e.find_root() {
+        DataFusionError::ObjectStore(store) => super::store_kind(store),
+        // A listing of a location without data files.
+        DataFusionError::Plan(m) if m.starts_with("No files found") => ErrorKind::NotFound,
+        DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
+            ErrorKind::InvalidInput
+        }
+        DataFusionError::IoError(io) => ErrorKind::of_io(io),
+        _ => ErrorKind::Other,
+    };
     Error::Backend {
+        kind,
         backend: "lake",
         target: target.to_owned(),
         message: e.to_string(),

@@ -23,9 +23,12 @@ use std::time::Duration;
 
 use mongodb::options::{ClientOptions, ConnectionString, Credential};
 use mongodb::Client;
-use steam_core::{Error, Result, Secret};
+use steam_core::{Error, ErrorKind, Result, Secret};
 
 pub use sink::{MongoSink, RUN_FIELD};
+
+/// The driver's error kinds, for [`MongoError::driver_error`].
+pub use mongodb::error::ErrorKind as DriverErrorKind;
 pub use source::MongoSource;
 
 /// How to reach a MongoDB deployment and which database to use.
@@ -194,17 +197,112 @@ impl MongoConfig {
     }
 
     pub(crate) fn error(&self, what: &str, e: mongodb::error::Error) -> Error {
-        Error::Backend {
-            backend: "mongodb",
-            target: self.describe(),
-            message: format!("{what}: {}", redacted(&e, self.password.as_ref())),
-            source: None,
+        driver_error(self.describe(), what, e, self.password.as_ref())
+    }
+}
+
+/// A [`Error::Backend`] for a driver error `e` while doing `what` to `target`: classified by
+/// [`kind`], its message redacted, the driver's error kept as the cause ([`MongoError`]).
+pub(crate) fn driver_error(
+    target: String,
+    what: &str,
+    e: mongodb::error::Error,
+    password: Option<&Secret>,
+) -> Error {
+    let cause = MongoError {
+        text: redacted(&e, password),
+        kind: kind(&e),
+        inner: e,
+    };
+    Error::Backend {
+        kind: cause.kind,
+        backend: "mongodb",
+        target,
+        message: format!("{what}: {}", cause.text),
+        source: Some(Box::new(cause)),
+    }
+}
+
+/// The MongoDB driver's error under a [`steam_core::Error`]: shown (`Display` and `Debug`) with
+/// the password cut out; the driver's own error, with its labels and codes, is
+/// [`MongoError::driver_error`].
+pub struct MongoError {
+    text: String,
+    kind: ErrorKind,
+    inner: mongodb::error::Error,
+}
+
+impl MongoError {
+    /// The driver's error (its `Display` is not redacted: show [`MongoError`] instead).
+    pub fn driver_error(&self) -> &mongodb::error::Error {
+        &self.inner
+    }
+
+    /// The kind it was classified as.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for MongoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for MongoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongoError")
+            .field("kind", &self.kind)
+            .field("text", &self.text)
+            .finish()
+    }
+}
+
+impl std::error::Error for MongoError {}
+
+/// The kind of a driver error: refused credentials, missing permissions (code 13), a missing
+/// namespace (26), a duplicate key (11000), an invalid argument; a server that cannot be reached
+/// or a connection that broke, or an error the driver labels retryable, is transient.
+pub fn kind(e: &mongodb::error::Error) -> ErrorKind {
+    use mongodb::error::{ErrorKind as K, WriteFailure};
+    let by_code = |code: i32| match code {
+        13 => Some(ErrorKind::PermissionDenied),
+        18 => Some(ErrorKind::Unauthenticated),
+        26 => Some(ErrorKind::NotFound),
+        11000 => Some(ErrorKind::AlreadyExists),
+        _ => None,
+    };
+    let coded = match e.kind.as_ref() {
+        K::Command(c) => by_code(c.code),
+        K::Write(WriteFailure::WriteError(w)) => by_code(w.code),
+        K::InsertMany(failure) => failure
+            .write_errors
+            .iter()
+            .flatten()
+            .find_map(|w| by_code(w.code)),
+        _ => None,
+    };
+    if let Some(kind) = coded {
+        return kind;
+    }
+    match e.kind.as_ref() {
+        K::Authentication { .. } => ErrorKind::Unauthenticated,
+        K::InvalidArgument { .. } => ErrorKind::InvalidInput,
+        K::ServerSelection { .. } | K::Io(_) | K::ConnectionPoolCleared { .. } => {
+            ErrorKind::Transient
         }
+        _ if e.contains_label("RetryableWriteError")
+            || e.contains_label("TransientTransactionError") =>
+        {
+            ErrorKind::Transient
+        }
+        _ => ErrorKind::Other,
     }
 }
 
 /// A driver error's message, with the password cut out should it ever appear.
-pub(crate) fn redacted(e: &mongodb::error::Error, password: Option<&Secret>) -> String {
+fn redacted(e: &mongodb::error::Error, password: Option<&Secret>) -> String {
     let m = e.to_string();
     match password {
         Some(p) if !p.is_empty() => m.replace(p.expose(), "***"),

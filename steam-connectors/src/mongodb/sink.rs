@@ -71,19 +71,12 @@ impl MongoSink {
     }
 
     fn error(&self, collection: &str, what: &str, e: mongodb::error::Error) -> Error {
-        Error::Backend {
-            backend: "mongodb",
-            target: format!(
-                "{}.{collection} at {}",
-                self.config.database(),
-                self.config.describe()
-            ),
-            message: format!(
-                "{what}: {}",
-                super::redacted(&e, self.config.password.as_ref())
-            ),
-            source: None,
-        }
+        let target = format!(
+            "{}.{collection} at {}",
+            self.config.database(),
+            self.config.describe()
+        );
+        super::driver_error(target, what, e, self.config.password.as_ref())
     }
 
     /// Creates (if missing) a unique index on `keys`, then `last` descending when given.

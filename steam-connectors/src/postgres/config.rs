@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use steam_core::{Error, Result, Secret};
+use steam_core::{Error, ErrorKind, Result, Secret};
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, NoTls, Socket};
@@ -313,6 +313,7 @@ impl PostgresConfig {
                     String::new()
                 };
                 Err(Error::Backend {
+                    kind: kind(&e),
                     backend: "postgres",
                     target: self.describe(),
                     message: format!("cannot connect{tries}: {}", message(&e)),
@@ -340,28 +341,40 @@ impl fmt::Debug for PostgresConfig {
     }
 }
 
-/// Whether a failed connection attempt is worth retrying: the network failed, not the server's
-/// answer (a refused login, a bad certificate).
+/// Whether a failed connection attempt is worth retrying: the network failed or the server is
+/// not ready ([`ErrorKind::Transient`]), not a refused login or a bad certificate.
 fn transient(e: &tokio_postgres::Error) -> bool {
-    use std::io::ErrorKind::*;
-    for s in steam_core::causes(e) {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                ConnectionRefused
-                    | ConnectionReset
-                    | ConnectionAborted
-                    | NotConnected
-                    | AddrNotAvailable
-                    | BrokenPipe
-                    | TimedOut
-                    | UnexpectedEof
-                    | HostUnreachable
-                    | NetworkUnreachable
-            );
-        }
+    kind(e) == ErrorKind::Transient
+}
+
+/// The kind of a tokio-postgres error: by the server's SQLSTATE (class 28 refused credentials,
+/// 42501 permission, missing database, schema or table, duplicates, bad data or SQL, and the
+/// transient ones: connection exceptions, serialization failures and deadlocks, insufficient
+/// resources, a server shutting down), else by the network error under it.
+pub(crate) fn kind(e: &tokio_postgres::Error) -> ErrorKind {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        return match code {
+            "42501" => ErrorKind::PermissionDenied,
+            "3D000" | "3F000" | "42P01" | "42704" => ErrorKind::NotFound,
+            "23505" | "42P04" | "42P06" | "42P07" | "42710" => ErrorKind::AlreadyExists,
+            "40001" | "40P01" | "57P01" | "57P02" | "57P03" | "55P03" => ErrorKind::Transient,
+            _ if code.starts_with("28") => ErrorKind::Unauthenticated,
+            _ if code.starts_with("08") || code.starts_with("53") => ErrorKind::Transient,
+            _ if code.starts_with("22") || code.starts_with("23") || code.starts_with("42") => {
+                ErrorKind::InvalidInput
+            }
+            _ => ErrorKind::Other,
+        };
     }
-    false
+    if let Some(io) = steam_core::causes(e).find_map(|c| c.downcast_ref::<std::io::Error>()) {
+        return ErrorKind::of_io(io);
+    }
+    if e.is_closed() {
+        ErrorKind::Transient
+    } else {
+        ErrorKind::Other
+    }
 }
 
 /// A readable message for a tokio-postgres error: the server's message with its detail, hint and

@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
 use super::binary::{encode, HEADER, TRAILER};
-use super::config::{message, PostgresConfig};
+use super::config::{kind, message, PostgresConfig};
 use super::types::{normalize, quote_ident, PgType};
 
 /// Bytes of encoded rows gathered before they are sent as one COPY message.
@@ -73,6 +73,7 @@ impl PostgresSink {
         let target = self.config.describe();
         let schema = self.config.schema().to_owned();
         let fail = |e: tokio_postgres::Error| Error::Backend {
+            kind: kind(&e),
             backend: "postgres",
             target: format!("schema {schema:?} at {target}"),
             message: message(&e),
@@ -194,6 +195,7 @@ impl PostgresLoad {
 
     fn db_error(&self, table: &str, e: tokio_postgres::Error) -> Error {
         Error::Backend {
+            kind: kind(&e),
             backend: "postgres",
             target: self.target(table),
             message: message(&e),
@@ -246,6 +248,7 @@ impl PostgresLoad {
         if let Err(e) = result {
             let _ = self.client.batch_execute("ROLLBACK").await;
             return Err(Error::Backend {
+                kind: kind(&e),
                 backend: "postgres",
                 target: format!("{}.{{{what}}}", self.schema),
                 message: format!("swapping in the new tables failed: {}", message(&e)),

@@ -11,7 +11,7 @@ use steam_core::{batch_stream, BatchStream, Error, Result, Source};
 use tokio_postgres::Client;
 
 use super::binary::Decoder;
-use super::config::{message, PostgresConfig};
+use super::config::{kind, message, PostgresConfig};
 use super::types::{quote_ident, quote_literal, PgType};
 use steam_core::channel::batch_channel;
 
@@ -70,6 +70,7 @@ impl PostgresSource {
         let name = describe(&config, &what);
         let select = select_sql(&config, &what)?;
         let statement = client.prepare(&select).await.map_err(|e| Error::Backend {
+            kind: kind(&e),
             backend: "postgres",
             target: name.clone(),
             message: message(&e),
@@ -177,6 +178,7 @@ impl PostgresSource {
     async fn read_partitioned(&self, key: &str, partitions: usize) -> Result<BatchStream> {
         let name = describe(&self.config, &self.what);
         let fail = |e: tokio_postgres::Error| Error::Backend {
+            kind: kind(&e),
             backend: "postgres",
             target: name.clone(),
             message: message(&e),
@@ -319,6 +321,7 @@ impl Reader {
 
     fn fail(&self, e: tokio_postgres::Error) -> Error {
         Error::Backend {
+            kind: kind(&e),
             backend: "postgres",
             target: self.name.clone(),
             message: message(&e),
@@ -386,6 +389,7 @@ async fn not_null_columns(
         )
         .await
         .map_err(|e| Error::Backend {
+            kind: kind(&e),
             backend: "postgres",
             target: name.to_owned(),
             message: message(&e),
