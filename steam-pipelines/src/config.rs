@@ -134,7 +134,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use steam_connectors::mongodb::MongoConfig;
@@ -448,14 +447,6 @@ impl fmt::Debug for MongoProfile {
     }
 }
 
-/// The characters of a URI's user or password that are percent-encoded: all but RFC 3986's
-/// unreserved ones.
-const USERINFO: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
 impl MongoProfile {
     /// Whether the section says which deployment: a `uri` or a `host`.
     pub fn has_server(&self) -> bool {
@@ -463,8 +454,8 @@ impl MongoProfile {
     }
 
     /// The connector's configuration: the URI from `uri` or `host` (as
-    /// [`MongoConfig::from_env`] builds it), with `user` and `password` percent-encoded into it,
-    /// and `database` over the URI's. An error when the section gives no deployment.
+    /// [`MongoConfig::from_env`] builds it), with `user` and `password` handed to its builder, and
+    /// `database` over the URI's. An error when the section gives no deployment.
     pub fn to_config(&self) -> Result<MongoConfig> {
         self.build().map_err(|(key, reason)| Error::Config {
             key: section_key("mongodb", key),
@@ -483,33 +474,23 @@ impl MongoProfile {
             (None, Some(host)) => ("host", format!("mongodb://{host}/")),
             (None, None) => return Err(("", "no deployment given: set uri or host".into())),
         };
-        let uri = if self.user.is_some() || self.password.is_some() {
-            let Some((scheme, rest)) = base.split_once("://") else {
-                return Err((key, "not a URI: it has no scheme://".into()));
-            };
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-            if authority.contains('@') {
+        let mut config = MongoConfig::from_uri(&base).map_err(|e| (key, reason(e)))?;
+        if self.user.is_some() || self.password.is_some() {
+            if config.user().is_some() || config.has_password() {
                 return Err((
                     key,
-                    "it has credentials already: give them in it or as user and password, \
-                     not both"
+                    "it has credentials already: give them in it or as user and password, not \
+                     both"
                         .into(),
                 ));
             }
-            let mut userinfo = self
-                .user
-                .as_deref()
-                .map(|u| utf8_percent_encode(u, USERINFO).to_string())
-                .unwrap_or_default();
-            if let Some(password) = &self.password {
-                userinfo.push(':');
-                userinfo.extend(utf8_percent_encode(password.expose(), USERINFO));
+            if let Some(user) = &self.user {
+                config = config.with_user(user.clone());
             }
-            format!("{scheme}://{userinfo}@{rest}")
-        } else {
-            base
-        };
-        let config = MongoConfig::from_uri(&uri).map_err(|e| (key, reason(e)))?;
+            if let Some(password) = &self.password {
+                config = config.with_password(password.clone());
+            }
+        }
         Ok(match &self.database {
             Some(db) => config.with_database(db.clone()),
             None => config,
@@ -1452,7 +1433,7 @@ mod tests {
     }
 
     #[test]
-    fn mongo_credentials_are_percent_encoded_into_the_uri() {
+    fn mongo_credentials_go_to_the_builder_as_they_are() {
         let profile = MongoProfile {
             host: Some("mongo.example:27017".into()),
             user: Some("us@r:/ %".into()),
@@ -1463,21 +1444,12 @@ mod tests {
         let config = profile.to_config().unwrap();
         assert_eq!(config.database(), "serving");
         let described = config.describe();
-        // The user comes back out of the URI decoded, as the password does.
         assert!(described.ends_with("(user us@r:/ %)"), "{described}");
         assert!(described.contains("mongo.example:27017"), "{described}");
         let shown = format!("{config:?} {described} {profile:?}");
         assert!(
             !shown.contains("p@ss") && !shown.contains("p%40ss"),
             "{shown}"
-        );
-        let encoded = utf8_percent_encode("p@ss:w/rd %20?#", USERINFO).to_string();
-        assert_eq!(encoded, "p%40ss%3Aw%2Frd%20%2520%3F%23");
-        assert_eq!(
-            percent_encoding::percent_decode_str(&encoded)
-                .decode_utf8()
-                .unwrap(),
-            "p@ss:w/rd %20?#"
         );
         let atlas = MongoProfile {
             host: Some("cluster0.abcde.mongodb.net".into()),

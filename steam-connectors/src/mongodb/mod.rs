@@ -124,18 +124,39 @@ impl MongoConfig {
         };
         let mut config = Self::from_uri(&uri)?;
         if let Some(user) = var("MONGODB_USER") {
-            config
-                .credential
-                .get_or_insert_with(Credential::default)
-                .username = Some(user);
+            config = config.with_user(user);
         }
         if let Some(password) = var("MONGODB_PASSWORD") {
-            config.password = Some(Secret::new(password));
+            config = config.with_password(Secret::new(password));
         }
         if let Some(db) = var("MONGODB_DATABASE") {
             config.database = db;
         }
         Ok(Some(config))
+    }
+
+    /// Logs in as `user` (over a user in the URI); the auth database and mechanism stay the URI's.
+    pub fn with_user(mut self, user: impl Into<String>) -> Self {
+        self.credential
+            .get_or_insert_with(Credential::default)
+            .username = Some(user.into());
+        self
+    }
+
+    /// Logs in with `password` (over a password in the URI).
+    pub fn with_password(mut self, password: Secret) -> Self {
+        self.password = Some(password);
+        self
+    }
+
+    /// The user to log in as, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.credential.as_ref().and_then(|c| c.username.as_deref())
+    }
+
+    /// Whether a password is set.
+    pub fn has_password(&self) -> bool {
+        self.password.is_some()
     }
 
     /// Uses another database.
