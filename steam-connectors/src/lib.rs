@@ -6,11 +6,14 @@
 //! | `files` | [`files`] | raw scraper CSVs (streamed, with line numbers), Parquet files, the rejects ledger |
 //! | `postgres` | [`postgres`] | PostgreSQL tables and queries, binary COPY both ways, atomic replace |
 //! | `mongodb` | [`mod@mongodb`] | MongoDB collections: insert, upsert, refresh; reads as Arrow |
+//! | `hub` | [`hub`] | the HuggingFace Hub: a dataset's files downloaded, resumed and verified |
 //! | `lake` | [`lake`] | object stores by URL (S3, GCS, Azure, local, memory): CSV and Hive-partitioned Parquet layers, DataFusion reads and SQL |
 #![warn(missing_docs)]
 
 #[cfg(feature = "files")]
 pub mod files;
+#[cfg(feature = "hub")]
+pub mod hub;
 #[cfg(feature = "lake")]
 pub mod lake;
 #[cfg(feature = "mongodb")]

@@ -18,7 +18,8 @@
 
 pub mod cli;
 pub mod config;
-pub mod download;
+/// Fetching the real raw files: the hub connector ([`steam_connectors::hub`]).
+pub use steam_connectors::hub as download;
 pub mod generate;
 pub mod postgres_init;
 pub mod process;
