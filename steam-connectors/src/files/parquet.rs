@@ -29,6 +29,33 @@ const BACKEND: &str = "parquet";
 /// temporary name and renamed into place when complete, so a reader sees the old file or the new
 /// one, and a failed write (a bad batch, an error in the stream, a full disk) leaves the old file
 /// untouched. Encoding runs on a blocking thread at most two batches behind the stream.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> steam_core::Result<()> {
+/// use std::sync::Arc;
+/// use arrow::array::{Int32Array, RecordBatch};
+/// use arrow::datatypes::{DataType, Field, Schema};
+/// use steam_connectors::files::ParquetDirSink;
+/// use steam_core::{batch_stream, Sink, TableRef, WriteMode};
+///
+/// let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int32, false)]));
+/// let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![1, 2]))])
+///     .unwrap();
+/// let dir = tempfile::tempdir().unwrap();
+/// let sink = ParquetDirSink::new(dir.path());
+/// let written = sink
+///     .write(
+///         &TableRef::new("ids", schema),
+///         WriteMode::Replace,
+///         batch_stream(futures::stream::iter([Ok(batch)])),
+///     )
+///     .await?;
+/// assert_eq!(written.rows, 2);
+/// assert!(sink.path("ids").is_file());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ParquetDirSink {
     dir: PathBuf,
@@ -204,6 +231,19 @@ impl Sink for ParquetDirSink {
 }
 
 /// A Parquet file as a [`Source`], read on a blocking thread in batches of 8192 rows.
+///
+/// ```no_run
+/// # fn example() -> steam_core::Result<()> {
+/// use steam_connectors::files::ParquetFileSource;
+/// use steam_core::Source;
+///
+/// let source = ParquetFileSource::open("data/processed/games_reviews.parquet")?;
+/// println!("{:?}", source.schema());
+/// let batches = source.read_all()?; // or stream them with steam_core::Source::read
+/// # let _ = batches;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ParquetFileSource {
     path: PathBuf,

@@ -291,6 +291,22 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
 
 /// A raw file as a [`Source`]: [`RawCsvReader`] on a blocking thread, at most two batches ahead of
 /// the consumer.
+///
+/// ```no_run
+/// # async fn example() -> steam_core::Result<()> {
+/// use futures::StreamExt;
+/// use steam_connectors::files::RawCsvSource;
+/// use steam_core::{raw::RawFile, Source};
+///
+/// let source = RawCsvSource::in_dir("data/raw", RawFile::GameReviews).with_batch_size(8192);
+/// let mut batches = source.read().await?;
+/// while let Some(batch) = batches.next().await {
+///     let batch = batch?; // raw records: line numbers, a malformed-record marker, the columns
+///     println!("{} records", batch.num_rows());
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct RawCsvSource {
     path: PathBuf,

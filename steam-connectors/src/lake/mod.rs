@@ -77,6 +77,21 @@ impl Default for LakeOptions {
 }
 
 /// A lake: an object store and a prefix inside it, from a URL.
+///
+/// ```
+/// use steam_connectors::lake::{Lake, LakeOptions};
+///
+/// let lake = Lake::from_url("memory://lake/conformed_games_data")?;
+/// assert_eq!(lake.prefix().as_ref(), "conformed_games_data");
+/// let options = LakeOptions {
+///     max_retries: 5,
+///     google_service_account_path: Some("key.json".into()),
+///     ..LakeOptions::default()
+/// };
+/// let s3 = Lake::from_url_with("s3://bucket/raw_games_data", &options);
+/// # let _ = s3;
+/// # Ok::<(), steam_core::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Lake {
     url: String,

@@ -14,6 +14,18 @@ use crate::files::writer_properties;
 /// path): zstd level 1, statistics on, row groups of up to 128Ki rows. The object is replaced whole
 /// when the upload completes, so readers see the old object or the new one; a failed write leaves
 /// the old one. Only [`WriteMode::Replace`]; the table's name is used in messages only.
+///
+/// ```no_run
+/// # async fn example(batches: steam_core::BatchStream) -> steam_core::Result<()> {
+/// use steam_connectors::lake::{Lake, ParquetObjectSink};
+/// use steam_core::{recommendations_schema, Sink, TableRef, WriteMode};
+///
+/// let out = Lake::from_url("gs://inference_games_results/user_recommendations.parquet")?;
+/// let table = TableRef::new("user_recommendations", recommendations_schema());
+/// ParquetObjectSink::new(out).write(&table, WriteMode::Replace, batches).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ParquetObjectSink {
     lake: Lake,

@@ -100,6 +100,20 @@ async fn register_path(
 /// A conformed table of a lake (all its partitions, or one date's) as a stream of Arrow batches,
 /// read by DataFusion. The partition column [`PARTITION_COLUMN`] comes back as a `Date32` column
 /// at the end. With the default parallelism of 1, rows come in partition and file order.
+///
+/// ```no_run
+/// # async fn example() -> steam_core::Result<()> {
+/// use steam_connectors::lake::{Lake, LakeSource};
+/// use steam_core::Source;
+///
+/// let lake = Lake::from_url("gs://conformed_games_data")?;
+/// let reviews = LakeSource::table(&lake, "games_reviews").await?; // all partitions
+/// println!("{:?}", reviews.schema()); // with record_created_dt
+/// let stream = reviews.read().await?;
+/// # let _ = stream;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct LakeSource {
     target: String,

@@ -61,6 +61,18 @@ pub(super) fn checked(table: &TableRef, batches: BatchStream) -> BatchStream {
 ///
 /// Only [`WriteMode::Replace`]: the object is replaced whole when the upload completes (dates as
 /// `YYYY-MM-DD`, timestamps in RFC 3339, nulls as empty fields).
+///
+/// ```no_run
+/// # async fn example(batches: steam_core::BatchStream) -> steam_core::Result<()> {
+/// use steam_connectors::lake::{Lake, LakeCsvSink};
+/// use steam_core::{Sink, Table, TableRef, WriteMode};
+///
+/// let sink = LakeCsvSink::new(Lake::from_url("gs://raw_games_data")?);
+/// sink.write(&TableRef::from(Table::GamesRanking), WriteMode::Replace, batches)
+///     .await?; // gs://raw_games_data/games_ranking.csv, replaced whole
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct LakeCsvSink {
     lake: Lake,
@@ -132,6 +144,22 @@ impl Sink for LakeCsvSink {
 /// ([`PARTITION_COLUMN`], as `steam_transforms::conform` adds it): its values must be the
 /// partition's date, and it is left out of the files, as Hive partitioning does. Only
 /// [`WriteMode::Replace`]. zstd level 1, statistics on, row groups of up to 128Ki rows.
+///
+/// ```no_run
+/// # async fn example(batches: steam_core::BatchStream) -> steam_core::Result<()> {
+/// use chrono::NaiveDate;
+/// use steam_connectors::lake::{Lake, LakeParquetSink};
+/// use steam_core::{Sink, TableRef, WriteMode};
+///
+/// let date = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+/// let sink = LakeParquetSink::new(Lake::from_url("s3://conformed_games_data")?, date)
+///     .with_free_text("review");
+/// let table = TableRef::new("games_reviews", steam_core::Table::GamesReviews.schema());
+/// sink.write(&table, WriteMode::Replace, batches).await?;
+/// // s3://conformed_games_data/games_reviews/record_created_dt=2026-11-30/part-00000.parquet
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct LakeParquetSink {
     lake: Lake,

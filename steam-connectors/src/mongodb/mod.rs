@@ -38,6 +38,17 @@ pub use source::MongoSource;
 /// and every option the driver knows. The password is taken out and kept as a [`Secret`]; neither
 /// it nor option values that are secrets (`tlsCertificateKeyFilePassword`,
 /// `authMechanismProperties`, `proxyPassword`) appear in messages or in `Debug` output.
+///
+/// ```
+/// use steam_connectors::mongodb::MongoConfig;
+///
+/// let config = MongoConfig::from_uri("mongodb://h1:27017,h2:27017/serving?replicaSet=rs0")?
+///     .with_user("mage")
+///     .with_password(steam_core::Secret::new("secret"));
+/// assert_eq!(config.database(), "serving");
+/// assert!(!format!("{config:?}").contains("secret"));
+/// # Ok::<(), steam_core::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct MongoConfig {
     /// The parsed URI, without its credential.

@@ -41,6 +41,20 @@ pub const RUN_FIELD: &str = "_steam_run";
 ///
 /// Only driver commands every MongoDB server has are used (`insert`, `delete`, `update`,
 /// `createIndexes`, `listIndexes`, `dropIndexes`), nothing specific to any server.
+///
+/// ```no_run
+/// # async fn example(batches: steam_core::BatchStream) -> steam_core::Result<()> {
+/// use steam_connectors::mongodb::{MongoConfig, MongoSink};
+/// use steam_core::{served_schema, Sink, TableRef, WriteMode};
+///
+/// let config = MongoConfig::from_uri("mongodb://db:27017/steam_recsys")?;
+/// let sink = MongoSink::new(config).with_key(&["user_id"]);
+/// // Refresh: one document per user, users gone removed, none missing at any moment.
+/// sink.write(&TableRef::new("recsys", served_schema()), WriteMode::Replace, batches)
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct MongoSink {
     config: MongoConfig,

@@ -10,6 +10,19 @@ use super::{MongoConfig, RUN_FIELD};
 
 /// A collection read as Arrow batches of a schema you give: each field from the document field of
 /// the same name (missing → null; a value of another type is an error naming the field).
+///
+/// ```no_run
+/// # async fn example() -> steam_core::Result<()> {
+/// use steam_connectors::mongodb::{MongoConfig, MongoSource};
+/// use steam_core::served_schema;
+///
+/// let config = MongoConfig::from_uri("mongodb://db:27017/steam_recsys")?;
+/// let source = MongoSource::new(config, "recsys", served_schema()).newest_per_key(&["user_id"]);
+/// let batches = source.read_all().await?;
+/// # let _ = batches;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct MongoSource {
     config: MongoConfig,

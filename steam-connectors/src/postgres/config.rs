@@ -25,6 +25,21 @@ use tokio_postgres::{Client, NoTls, Socket};
 /// `POSTGRES_SSLROOTCERT`): then the server's certificate must chain to it and name the host (libpq's
 /// `verify-full`). Without the feature, `sslmode=require` is an error and the other modes connect
 /// without TLS.
+///
+/// ```no_run
+/// # async fn example() -> steam_core::Result<()> {
+/// use steam_connectors::postgres::PostgresConfig;
+///
+/// // From a URL (the password is taken out and kept as a secret) …
+/// let config = PostgresConfig::from_url("postgresql://mage:secret@db:5432/steam")?
+///     .with_schema("recsys");
+/// // … or from POSTGRES_URL / the POSTGRES_* variables.
+/// let from_env = PostgresConfig::from_env()?;
+/// let client = config.connect().await?;
+/// # let _ = (from_env, client);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct PostgresConfig {
     inner: tokio_postgres::Config,

@@ -45,6 +45,20 @@ const NAME_MAX: usize = 63;
 /// - [`WriteMode::Upsert`]: the rows are copied into a temporary table, then
 ///   `INSERT … ON CONFLICT (keys) DO UPDATE`; the table needs a unique index on the keys (a table
 ///   created here gets it as primary key).
+///
+/// ```no_run
+/// # async fn example(batches: steam_core::BatchStream) -> steam_core::Result<()> {
+/// use steam_connectors::postgres::{PostgresConfig, PostgresSink};
+/// use steam_core::{Sink, Table, TableRef, WriteMode};
+///
+/// let config = PostgresConfig::from_url("postgresql://mage:secret@db:5432/steam")?;
+/// let sink = PostgresSink::new(config);
+/// let table = TableRef::from(Table::GamesReviews);
+/// let written = sink.write(&table, WriteMode::Replace, batches).await?;
+/// println!("{} rows into recsys.games_reviews", written.rows);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct PostgresSink {
     config: PostgresConfig,

@@ -38,6 +38,24 @@ enum What {
 ///
 /// [`PostgresSource::partitioned`] splits a large table on ranges of an integer column and reads
 /// the ranges over parallel connections, all in one snapshot.
+///
+/// ```no_run
+/// # async fn example() -> steam_core::Result<()> {
+/// use futures::StreamExt;
+/// use steam_connectors::postgres::{PostgresConfig, PostgresSource};
+/// use steam_core::{Source, Table};
+///
+/// let config = PostgresConfig::from_url("postgresql://mage:secret@db:5432/steam")?;
+/// let source = PostgresSource::table(config, "games_reviews")
+///     .await?
+///     .with_schema(Table::GamesReviews.schema())?;
+/// let mut batches = source.read().await?;
+/// while let Some(batch) = batches.next().await {
+///     println!("{} rows", batch?.num_rows());
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct PostgresSource {
     config: PostgresConfig,
