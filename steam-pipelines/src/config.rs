@@ -356,17 +356,20 @@ impl PostgresProfile {
                 None => config,
             }
         } else if self.has_server() {
-            let var = |name: &str| match name {
-                "POSTGRES_HOST" => self.host.clone(),
-                "POSTGRES_PORT" => self.port.map(|p| p.to_string()),
-                "POSTGRES_DBNAME" => self.dbname.clone(),
-                "POSTGRES_USER" => self.user.clone(),
-                "POSTGRES_PASSWORD" => self.password.as_ref().map(|p| p.expose().to_owned()),
-                _ => None,
-            };
-            PostgresConfig::from_vars(var)
-                .map_err(|e| ("host", reason(e)))?
-                .ok_or(("host", "no server given".to_owned()))?
+            let mut config = PostgresConfig::new(self.host.as_deref().unwrap_or("localhost"));
+            if let Some(port) = self.port {
+                config = config.with_port(port);
+            }
+            if let Some(dbname) = &self.dbname {
+                config = config.with_dbname(dbname);
+            }
+            if let Some(user) = &self.user {
+                config = config.with_user(user);
+            }
+            if let Some(password) = &self.password {
+                config = config.with_password(password.clone());
+            }
+            config
         } else {
             return Err((
                 "",

@@ -33,10 +33,16 @@ use tokio_postgres::{Client, NoTls, Socket};
 /// // From a URL (the password is taken out and kept as a secret) …
 /// let config = PostgresConfig::from_url("postgresql://mage:secret@db:5432/steam")?
 ///     .with_schema("recsys");
+/// // … or piece by piece …
+/// let built = PostgresConfig::new("db")
+///     .with_port(5432)
+///     .with_dbname("steam")
+///     .with_user("mage")
+///     .with_password(steam_core::Secret::new("secret"));
 /// // … or from POSTGRES_URL / the POSTGRES_* variables.
 /// let from_env = PostgresConfig::from_env()?;
 /// let client = config.connect().await?;
-/// # let _ = (from_env, client);
+/// # let _ = (built, from_env, client);
 /// # Ok(())
 /// # }
 /// ```
@@ -90,24 +96,22 @@ impl PostgresConfig {
         if ENV_VARS.iter().all(|name| var(name).is_none()) {
             return Ok(None);
         }
-        let mut inner = tokio_postgres::Config::new();
-        inner.host(var("POSTGRES_HOST").as_deref().unwrap_or("localhost"));
+        let mut config = Self::new(var("POSTGRES_HOST").as_deref().unwrap_or("localhost"));
         if let Some(port) = var("POSTGRES_PORT") {
-            inner.port(port.trim().parse().map_err(|_| Error::Config {
+            config = config.with_port(port.trim().parse().map_err(|_| Error::Config {
                 key: "POSTGRES_PORT".into(),
                 reason: format!("not a port number: {port:?}"),
             })?);
         }
         if let Some(db) = var("POSTGRES_DBNAME") {
-            inner.dbname(&db);
+            config = config.with_dbname(&db);
         }
         if let Some(user) = var("POSTGRES_USER") {
-            inner.user(&user);
+            config = config.with_user(&user);
         }
         if let Some(password) = var("POSTGRES_PASSWORD") {
-            inner.password(password);
+            config = config.with_password(Secret::new(password));
         }
-        let mut config = Self::with_inner(inner);
         if let Some(schema) = var("POSTGRES_SCHEMA") {
             config.schema = schema;
         }
@@ -170,6 +174,32 @@ impl PostgresConfig {
     /// Sets the TLS mode, as `sslmode=` in a URL does.
     pub fn with_ssl_mode(mut self, mode: SslMode) -> Self {
         self.inner.ssl_mode(mode);
+        self
+    }
+
+    /// A server by host name (or a Unix socket directory), port 5432, the defaults for the rest;
+    /// set them with the `with_*` methods.
+    pub fn new(host: &str) -> Self {
+        let mut inner = tokio_postgres::Config::new();
+        inner.host(host);
+        Self::with_inner(inner)
+    }
+
+    /// Uses another port.
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.inner.port(port);
+        self
+    }
+
+    /// Uses another database.
+    pub fn with_dbname(mut self, dbname: &str) -> Self {
+        self.inner.dbname(dbname);
+        self
+    }
+
+    /// Logs in as another user.
+    pub fn with_user(mut self, user: &str) -> Self {
+        self.inner.user(user);
         self
     }
 
