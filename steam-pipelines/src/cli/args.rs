@@ -1,0 +1,319 @@
+//! The command line's arguments.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use steam_core::Secret;
+
+use crate::config::ConfigFile;
+use crate::TableGroup;
+
+/// Data pipelines of a Steam game recommender.
+#[derive(Debug, Parser)]
+#[command(
+    name = "steam-recsys",
+    version,
+    about = "Data pipelines of a Steam game recommender: clean the scraped Steam files, load \
+             PostgreSQL, export to a data lake, train ALS and serve every user's top 10 from \
+             MongoDB.",
+    long_about = None
+)]
+pub struct Cli {
+    /// Configuration file of named profiles (TOML: PostgreSQL, lakes, MongoDB; see
+    /// steam_pipelines::config). Flags and their environment variables override it.
+    #[arg(long, global = true, env = "STEAM_RECSYS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The profile of the configuration file to use.
+    #[arg(long, global = true, env = "STEAM_RECSYS_PROFILE", default_value = ConfigFile::DEFAULT_PROFILE)]
+    pub profile: String,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How `lake-to-mongodb` writes the collection (`--mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServeMode {
+    /// One document per user, users absent from the results removed, no moment without a
+    /// document for a user present before and after (see `MongoSink`'s refresh).
+    Refresh,
+    /// Append the documents (a rerun adds them again).
+    Insert,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch the real dataset's raw files from HuggingFace (resumable, with verified sizes and
+    /// checksums). A token for a private or gated repository is read from HF_TOKEN only.
+    Download {
+        /// Directory to write games_description.csv, games_ranking.csv, steam_game_reviews.csv to.
+        #[arg(long)]
+        out: PathBuf,
+        /// The Hub's base URL.
+        #[arg(long, env = "HF_ENDPOINT", default_value = crate::download::DEFAULT_ENDPOINT)]
+        endpoint: String,
+        /// The dataset repository, owner/name.
+        #[arg(long, default_value = crate::download::DEFAULT_REPO)]
+        repo: String,
+        /// The branch, tag or commit.
+        #[arg(long, default_value = crate::download::DEFAULT_REVISION)]
+        revision: String,
+    },
+    /// Generate the three raw files in the scraper's formats (deterministic for a seed).
+    Generate {
+        /// Directory to write games_description.csv, games_ranking.csv, steam_game_reviews.csv to.
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of reviews.
+        #[arg(long, default_value_t = 100_000)]
+        reviews: u64,
+        /// Number of games.
+        #[arg(long, default_value_t = 290)]
+        games: u32,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Fraction of review and ranking records given a broken value (0 to 1).
+        #[arg(long, default_value_t = 0.0)]
+        broken_rate: f64,
+    },
+    /// Clean the raw files into the eleven processed tables (Parquet), with a rejects ledger.
+    Process {
+        /// Directory holding the three raw files.
+        #[arg(long)]
+        raw: PathBuf,
+        /// Output directory: one TABLE.parquet per table, and _rejected/RAW_FILE.csv ledgers.
+        #[arg(long)]
+        out: PathBuf,
+        /// Year given to year-less review dates [default: the current year].
+        #[arg(long)]
+        reference_year: Option<i32>,
+        /// Fail on the first bad record instead of setting it aside.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Load the eleven tables into a PostgreSQL schema, all in one transaction (replace).
+    #[command(group(clap::ArgGroup::new("input").required(true).args(["processed", "raw"])))]
+    PostgresInit {
+        /// Directory of TABLE.parquet files written by `process`.
+        #[arg(long)]
+        processed: Option<PathBuf>,
+        /// Directory of the three raw files, cleaned on the way.
+        #[arg(long)]
+        raw: Option<PathBuf>,
+        /// Server URL, such as postgresql://user:password@host:5432/dbname (prefer the
+        /// POSTGRES_URL variable, which other users cannot see in the process list) [default: the
+        /// POSTGRES_HOST, POSTGRES_PORT, POSTGRES_DBNAME, POSTGRES_USER, POSTGRES_PASSWORD,
+        /// POSTGRES_CONNECT_TIMEOUT, POSTGRES_SSLMODE and POSTGRES_SSLROOTCERT variables].
+        #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
+        postgres_url: Option<Secret>,
+        /// Schema to load into [default: POSTGRES_SCHEMA, else recsys].
+        #[arg(long)]
+        schema: Option<String>,
+        /// With --raw: year given to year-less review dates [default: the current year].
+        #[arg(long, requires = "raw")]
+        reference_year: Option<i32>,
+        /// With --raw: fail on the first bad record instead of setting it aside.
+        #[arg(long, requires = "raw")]
+        strict: bool,
+        /// With --raw: where the _rejected/RAW_FILE.csv ledgers go.
+        #[arg(long, requires = "raw", default_value = ".")]
+        ledger_dir: PathBuf,
+    },
+    /// Export PostgreSQL tables to a lake: raw CSV objects and conformed Parquet partitioned by
+    /// record_created_dt (the reference's source_to_gcs_direct, _reviews and _descriptions).
+    #[command(alias = "source-to-gcs")]
+    SourceToLake {
+        /// Which tables: direct (the nine generic ones), reviews, descriptions, or all.
+        #[arg(long, value_enum, default_value_t = TableGroup::All)]
+        tables: TableGroup,
+        /// Server URL [default: POSTGRES_URL, else the POSTGRES_* variables].
+        #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
+        postgres_url: Option<Secret>,
+        /// Schema to read [default: POSTGRES_SCHEMA, else recsys].
+        #[arg(long)]
+        schema: Option<String>,
+        /// Lake of the raw layer: s3://, gs://, az://, file:// or a local path [default: the
+        /// profile's lake.raw, else gs://raw_games_data].
+        #[arg(long, env = "RAW_LAKE_URL")]
+        raw_lake: Option<String>,
+        /// Lake of the conformed layer [default: the profile's lake.conformed, else
+        /// gs://conformed_games_data].
+        #[arg(long, env = "CONFORMED_LAKE_URL")]
+        conformed_lake: Option<String>,
+        /// Run date, YYYY-MM-DD: the partition written [default: today, UTC].
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+    },
+    /// Load recommendations (Parquet in a lake) into MongoDB without their ratings, refreshing the
+    /// collection keyed on user_id (the reference's gcs_to_mongodb).
+    #[command(alias = "gcs-to-mongodb")]
+    LakeToMongodb {
+        /// The Parquet object or prefix [default: user_recommendations.parquet in the results
+        /// lake: RESULTS_LAKE_URL, else the profile's lake.results, else
+        /// gs://inference_games_results].
+        #[arg(long)]
+        source: Option<String>,
+        /// MongoDB URI [default: MONGODB_URI, else MONGODB_HOST, MONGODB_USER, MONGODB_PASSWORD].
+        #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+        mongodb_uri: Option<Secret>,
+        /// Database [default: the URI's, else MONGODB_DATABASE, else steam_recsys].
+        #[arg(long)]
+        database: Option<String>,
+        /// Collection [default: the profile's mongodb.collection, else recsys].
+        #[arg(long)]
+        collection: Option<String>,
+        /// How the collection is written.
+        #[arg(long, value_enum, default_value_t = ServeMode::Refresh)]
+        mode: ServeMode,
+    },
+    /// Check every configured backend: PostgreSQL, the lake, MongoDB. Exits non-zero if any fails.
+    ConnectionTest {
+        /// PostgreSQL URL [default: POSTGRES_URL, else the POSTGRES_* variables].
+        #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
+        postgres_url: Option<Secret>,
+        /// A lake URL to list and write a probe object to [default: the profile's
+        /// lake.conformed].
+        #[arg(long, env = "CONFORMED_LAKE_URL")]
+        lake: Option<String>,
+        /// MongoDB URI [default: MONGODB_URI, else the MONGODB_* variables].
+        #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+        mongodb_uri: Option<Secret>,
+        /// Collection to read up to 5 documents from [default: the profile's
+        /// mongodb.collection, else recsys].
+        #[arg(long)]
+        collection: Option<String>,
+    },
+    /// Train ALS on games_reviews and write every user's top 10 (the reference's Spark ML
+    /// notebook): explicit feedback, ratings = recommendation as 1/0, Spark's regularization.
+    Train {
+        /// The ratings: a Parquet object, a directory of them, or a conformed table such as
+        /// gs://conformed_games_data/games_reviews (its latest record_created_dt partition).
+        #[arg(long)]
+        reviews: String,
+        /// Where user_recommendations goes, one Parquet object replaced whole [default:
+        /// user_recommendations.parquet in the results lake: RESULTS_LAKE_URL, else the profile's
+        /// lake.results, else gs://inference_games_results].
+        #[arg(long)]
+        out: Option<String>,
+        /// With a conformed table: the partition to read [default: the latest].
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        /// Held-out ratings to evaluate on (then --holdout is not used).
+        #[arg(long)]
+        test: Option<String>,
+        /// Fraction of the ratings held out at random for evaluation; 0 trains on all of them.
+        #[arg(long, default_value_t = 0.2)]
+        holdout: f64,
+        /// Latent factors.
+        #[arg(long, default_value_t = 10)]
+        rank: usize,
+        /// Iterations.
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+        /// Regularization λ (scaled by each user's and item's number of ratings, as in Spark).
+        #[arg(long, default_value_t = 0.1)]
+        reg_param: f64,
+        /// Seed of the initial factors and of the split.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Recommendations per user.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// Run a composition of pipelines.
+    Run {
+        /// Which.
+        #[command(subcommand)]
+        what: RunCommand,
+    },
+    /// Run SQL (DataFusion) over the conformed tables of a lake, each registered by its name.
+    Sql {
+        /// The query, such as "SELECT count(*) FROM games_reviews".
+        query: String,
+        /// The conformed lake: s3://, gs://, az://, file:// or a local path [default: the
+        /// profile's lake.conformed, else gs://conformed_games_data].
+        #[arg(long, env = "CONFORMED_LAKE_URL")]
+        lake: Option<String>,
+        /// How rows are printed, batch by batch as the query produces them.
+        #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
+        format: SqlFormat,
+        /// At most this many rows.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+}
+
+/// How `sql` prints its rows (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqlFormat {
+    /// Aligned tables, one per batch, and the row count.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// One JSON object per line (NDJSON).
+    Json,
+}
+
+/// Compositions of pipelines.
+#[derive(Debug, Subcommand)]
+pub enum RunCommand {
+    /// The whole offline loop: generate (or --raw DIR) → process → postgres-init →
+    /// source-to-lake (all tables) → train → lake-to-mongodb, then one report.
+    All {
+        /// Directory of the three raw files to use instead of generated ones (such as
+        /// `download`'s).
+        #[arg(long)]
+        raw: Option<PathBuf>,
+        /// Without --raw: reviews to generate.
+        #[arg(long, default_value_t = 100_000, conflicts_with = "raw")]
+        reviews: u64,
+        /// Without --raw: seed of the generator.
+        #[arg(long, default_value_t = 42, conflicts_with = "raw")]
+        seed: u64,
+        /// Working directory: raw/ (generated), processed/ (the eleven tables and their
+        /// _rejected/ ledgers).
+        #[arg(long, default_value = "data/run")]
+        work: PathBuf,
+        /// Year given to year-less review dates [default: the current year].
+        #[arg(long)]
+        reference_year: Option<i32>,
+        /// PostgreSQL URL [default: POSTGRES_URL, else the POSTGRES_* variables, else the
+        /// profile's postgres].
+        #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
+        postgres_url: Option<Secret>,
+        /// Schema [default: POSTGRES_SCHEMA, else the profile's, else recsys].
+        #[arg(long)]
+        schema: Option<String>,
+        /// Raw layer [default: RAW_LAKE_URL, else the profile's lake.raw, else gs://raw_games_data].
+        #[arg(long, env = "RAW_LAKE_URL")]
+        raw_lake: Option<String>,
+        /// Conformed layer [default: CONFORMED_LAKE_URL, else the profile's lake.conformed, else
+        /// gs://conformed_games_data].
+        #[arg(long, env = "CONFORMED_LAKE_URL")]
+        conformed_lake: Option<String>,
+        /// Results lake: user_recommendations.parquet goes there [default: RESULTS_LAKE_URL, else
+        /// the profile's lake.results, else gs://inference_games_results].
+        #[arg(long, env = "RESULTS_LAKE_URL")]
+        results_lake: Option<String>,
+        /// MongoDB URI [default: MONGODB_URI, else the MONGODB_* variables, else the profile's].
+        #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+        mongodb_uri: Option<Secret>,
+        /// Database [default: the URI's, else the profile's, else steam_recsys].
+        #[arg(long)]
+        database: Option<String>,
+        /// Collection [default: the profile's mongodb.collection, else recsys].
+        #[arg(long)]
+        collection: Option<String>,
+        /// Run date, YYYY-MM-DD [default: today, UTC].
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        /// Fraction of ratings held out to evaluate the model.
+        #[arg(long, default_value_t = 0.2)]
+        holdout: f64,
+        /// No spinners on stderr.
+        #[arg(long)]
+        no_progress: bool,
+    },
+}

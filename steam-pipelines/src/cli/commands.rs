@@ -1,0 +1,355 @@
+//! Each command: its settings resolved, its pipeline run, its report printed.
+
+use steam_core::{Error, Result, Secret};
+
+use super::args::{Command, RunCommand, ServeMode, SqlFormat};
+use super::settings::Settings;
+use crate::{
+    generate, postgres_init, process, source_to_lake, GenerateOptions, InitInput, ProcessOptions,
+    SourceToLakeOptions,
+};
+
+/// Runs one command with flags and environment variables only.
+pub async fn run(command: Command) -> Result<()> {
+    run_with(command, &Settings::default()).await
+}
+
+/// Runs one command, taking what flags and environment variables leave unset from `settings`.
+pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
+    match command {
+        Command::Download {
+            out,
+            endpoint,
+            repo,
+            revision,
+        } => {
+            let mut options = crate::download::DownloadOptions::from_env(out);
+            options.endpoint = endpoint;
+            options.repo = repo;
+            options.revision = revision;
+            let summary = crate::download::download(&options).await?;
+            out!("{summary}");
+            outln!(
+                "\n{} raw files of {} in {}",
+                summary.files.len(),
+                options.repo,
+                options.out.display()
+            );
+        }
+        Command::Generate {
+            out,
+            reviews,
+            games,
+            seed,
+            broken_rate,
+        } => {
+            let started = std::time::Instant::now();
+            let g = generate(&GenerateOptions {
+                out: out.clone(),
+                reviews,
+                games,
+                seed,
+                broken_rate,
+            })?;
+            outln!(
+                "generated {} games, {} ranking rows, {} reviews in {} ({:.2}s)",
+                g.games,
+                g.ranking,
+                g.reviews,
+                out.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Command::Process {
+            raw,
+            out,
+            reference_year,
+            strict,
+        } => {
+            let mut options = ProcessOptions::new(raw, out.clone());
+            if let Some(y) = reference_year {
+                options.reference_year = y;
+            }
+            options.strict = strict;
+            let summary = process(&options).await?;
+            out!("{summary}");
+            outln!(
+                "\nwrote {} tables to {}; rejected records are listed in {}",
+                summary.tables.len(),
+                out.display(),
+                out.join(steam_connectors::files::RejectLedger::DIR)
+                    .display()
+            );
+        }
+        Command::PostgresInit {
+            processed,
+            raw,
+            postgres_url,
+            schema,
+            reference_year,
+            strict,
+            ledger_dir,
+        } => {
+            let config = settings
+                .require_postgres(postgres_url.as_ref().map(Secret::expose), schema.as_deref())?;
+            let input = match (processed, raw) {
+                (Some(dir), _) => InitInput::Processed(dir),
+                (None, Some(raw)) => {
+                    let mut options = ProcessOptions::new(raw, &ledger_dir);
+                    if let Some(y) = reference_year {
+                        options.reference_year = y;
+                    }
+                    options.strict = strict;
+                    InitInput::Raw {
+                        options,
+                        ledger_dir: ledger_dir.clone(),
+                    }
+                }
+                (None, None) => {
+                    return Err(Error::Config {
+                        key: "postgres-init".into(),
+                        reason: "give --processed DIR or --raw DIR".into(),
+                    })
+                }
+            };
+            let summary = postgres_init(&input, &config).await?;
+            out!("{summary}");
+            outln!(
+                "\nloaded {} tables into schema {:?} at {}",
+                summary.tables.len(),
+                config.schema(),
+                config.describe()
+            );
+            if matches!(input, InitInput::Raw { .. }) {
+                outln!(
+                    "rejected records are listed in {}",
+                    ledger_dir
+                        .join(steam_connectors::files::RejectLedger::DIR)
+                        .display()
+                );
+            }
+        }
+        Command::SourceToLake {
+            tables,
+            postgres_url,
+            schema,
+            raw_lake,
+            conformed_lake,
+            date,
+        } => {
+            let config = settings
+                .require_postgres(postgres_url.as_ref().map(Secret::expose), schema.as_deref())?;
+            let options = SourceToLakeOptions {
+                group: tables,
+                raw: settings.lake(&settings.raw_lake(raw_lake))?,
+                conformed: settings.lake(&settings.conformed_lake(conformed_lake))?,
+                date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
+            };
+            let summary = source_to_lake(&config, &options).await?;
+            out!("{summary}");
+            outln!(
+                "\nexported to {} (raw) and {} (conformed, record_created_dt={})",
+                options.raw,
+                options.conformed,
+                options.date
+            );
+        }
+        Command::Train {
+            reviews,
+            out,
+            date,
+            test,
+            holdout,
+            rank,
+            iterations,
+            reg_param,
+            seed,
+            top,
+        } => {
+            let mut options = crate::TrainOptions::new(
+                settings.lake(&reviews)?,
+                settings.lake(&settings.results_object(out))?,
+            );
+            options.date = date;
+            options.test = test.as_deref().map(|t| settings.lake(t)).transpose()?;
+            options.holdout = holdout;
+            options.params = steam_model::AlsParams {
+                rank,
+                iterations,
+                reg_param,
+                seed,
+            };
+            options.top_k = top;
+            let report = crate::train(&options).await?;
+            out!("{report}");
+            outln!("\nwrote {} to {}", crate::train::RESULTS_TABLE, options.out);
+        }
+        Command::Run {
+            what:
+                RunCommand::All {
+                    raw,
+                    reviews,
+                    seed,
+                    work,
+                    reference_year,
+                    postgres_url,
+                    schema,
+                    raw_lake,
+                    conformed_lake,
+                    results_lake,
+                    mongodb_uri,
+                    database,
+                    collection,
+                    date,
+                    holdout,
+                    no_progress,
+                },
+        } => {
+            let options = crate::RunAllOptions {
+                input: match raw {
+                    Some(dir) => crate::RawInput::Dir(dir),
+                    None => crate::RawInput::Generate { reviews, seed },
+                },
+                work,
+                reference_year: reference_year.unwrap_or_else(crate::process::current_year),
+                postgres: settings.require_postgres(
+                    postgres_url.as_ref().map(Secret::expose),
+                    schema.as_deref(),
+                )?,
+                raw_lake: settings.lake(&settings.raw_lake(raw_lake))?,
+                conformed_lake: settings.lake(&settings.conformed_lake(conformed_lake))?,
+                results: settings.lake(&settings.results_object_in(results_lake))?,
+                mongo: settings.require_mongo(
+                    mongodb_uri.as_ref().map(Secret::expose),
+                    database.as_deref(),
+                )?,
+                collection: settings.collection(collection),
+                date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
+                als: steam_model::AlsParams::default(),
+                holdout,
+                progress: !no_progress,
+            };
+            let report = crate::run_all(&options).await?;
+            out!("{report}");
+            outln!(
+                "\nserved {} documents in {}.{} at {}",
+                report.served(),
+                options.mongo.database(),
+                options.collection,
+                options.mongo.describe()
+            );
+        }
+        Command::Sql {
+            query,
+            lake,
+            format,
+            limit,
+        } => {
+            let lake = settings.lake(&settings.conformed_lake(lake))?;
+            let mut batches = steam_connectors::lake::sql_stream(&lake, &query, limit).await?;
+            let (mut rows, mut first) = (0usize, true);
+            while let Some(batch) = futures::StreamExt::next(&mut batches).await {
+                let batch = batch?;
+                rows += batch.num_rows();
+                let fail = |e| Error::arrow("formatting the result", e);
+                let mut text = Vec::new();
+                match format {
+                    SqlFormat::Table => {
+                        let table =
+                            arrow::util::pretty::pretty_format_batches(&[batch]).map_err(fail)?;
+                        text = format!("{table}\n").into_bytes();
+                    }
+                    SqlFormat::Csv => arrow::csv::WriterBuilder::new()
+                        .with_header(first)
+                        .build(&mut text)
+                        .write(&batch)
+                        .map_err(fail)?,
+                    SqlFormat::Json => {
+                        let mut w = arrow::json::LineDelimitedWriter::new(&mut text);
+                        w.write(&batch).map_err(fail)?;
+                        w.finish().map_err(fail)?;
+                    }
+                }
+                out!("{}", String::from_utf8_lossy(&text));
+                first = false;
+            }
+            if format == SqlFormat::Table {
+                outln!("{rows} rows");
+            } else {
+                tracing::info!("{rows} rows");
+            }
+        }
+        Command::LakeToMongodb {
+            source,
+            mongodb_uri,
+            database,
+            collection,
+            mode,
+        } => {
+            let mode = match mode {
+                ServeMode::Refresh => steam_core::WriteMode::Replace,
+                ServeMode::Insert => steam_core::WriteMode::Append,
+            };
+            let mongo = settings.require_mongo(
+                mongodb_uri.as_ref().map(Secret::expose),
+                database.as_deref(),
+            )?;
+            let collection = settings.collection(collection);
+            let lake = settings.lake(&settings.results_object(source))?;
+            let summary =
+                crate::serving::lake_to_mongodb_with(&lake, &mongo, &collection, mode).await?;
+            out!("{summary}");
+            outln!(
+                "\nwrote {}.{collection} at {} from {}",
+                mongo.database(),
+                mongo.describe(),
+                lake
+            );
+        }
+        Command::ConnectionTest {
+            postgres_url,
+            lake,
+            mongodb_uri,
+            collection,
+        } => {
+            let pg = settings.postgres(postgres_url.as_ref().map(Secret::expose), None)?;
+            let lake = lake
+                .or_else(|| {
+                    settings
+                        .profile
+                        .as_ref()
+                        .and_then(|p| p.lake.conformed.clone())
+                })
+                .as_deref()
+                .map(|url| settings.lake(url))
+                .transpose()?;
+            let mongo = settings.mongo(mongodb_uri.as_ref().map(Secret::expose), None)?;
+            let collection = settings.collection(collection);
+            if pg.is_none() && lake.is_none() && mongo.is_none() {
+                return Err(Error::Config {
+                    key: "connection-test".into(),
+                    reason: "nothing to check: give --postgres-url, --lake or --mongodb-uri \
+                             (or their environment variables, or a --config file)"
+                        .into(),
+                });
+            }
+            let checks = crate::serving::connection_test(
+                pg.as_ref(),
+                lake.as_ref(),
+                mongo.as_ref().map(|m| (m, collection.as_str())),
+            )
+            .await;
+            for c in &checks {
+                outln!("{c}");
+            }
+            let failed = checks.iter().filter(|c| c.result.is_err()).count();
+            if failed > 0 {
+                return Err(Error::Config {
+                    key: "connection-test".into(),
+                    reason: format!("{failed} of {} backends failed", checks.len()),
+                });
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! Where each setting comes from: a flag (or its environment variable, which clap reads), else the
+//! configuration file's profile, else the default — resolved here, for every command.
+
+use steam_connectors::lake::Lake;
+use steam_connectors::mongodb::MongoConfig;
+use steam_connectors::postgres::PostgresConfig;
+use steam_core::{Error, Result};
+
+use crate::config::{ConfigFile, Profile};
+
+/// Connection settings from the configuration file's profile, below flags and environment
+/// variables.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The chosen profile, if a configuration file was given.
+    pub profile: Option<Profile>,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Settings {
+    /// Reads `.env` from the current directory, then the configuration file (if any) and `.env`
+    /// beside it, and chooses `profile`. Variables already set are never overridden.
+    pub fn load(config: Option<&std::path::Path>, profile: &str) -> Result<Settings> {
+        crate::config::load_dotenv(std::path::Path::new("."))?;
+        let Some(path) = config else {
+            return Ok(Settings::default());
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::config::load_dotenv(dir)?;
+        }
+        let profile = ConfigFile::load(path)?.profile(profile)?;
+        Ok(Settings {
+            profile: Some(profile),
+        })
+    }
+
+    /// Opens a lake by URL, handing a GCS key file of the profile
+    /// (`lake.google_service_account_key`) to the lake's builder unless a variable gives one
+    /// (`GOOGLE_SERVICE_ACC_KEY_FILEPATH`, `GOOGLE_SERVICE_ACCOUNT`).
+    pub fn lake(&self, url: &str) -> Result<Lake> {
+        let key = self
+            .profile
+            .as_ref()
+            .and_then(|p| p.lake.google_service_account_key.clone())
+            .filter(|_| {
+                env_var("GOOGLE_SERVICE_ACCOUNT").is_none()
+                    && env_var("GOOGLE_SERVICE_ACC_KEY_FILEPATH").is_none()
+            });
+        let options = steam_connectors::lake::LakeOptions {
+            google_service_account_path: key.map(Into::into),
+            ..Default::default()
+        };
+        Lake::from_url_with(url, &options)
+    }
+
+    /// A lake URL: the flag (or its variable), else the profile's, else `default`.
+    fn lake_url(
+        &self,
+        flag: Option<String>,
+        pick: fn(&crate::config::LakeProfile) -> Option<&String>,
+        default: &str,
+    ) -> String {
+        flag.or_else(|| self.profile.as_ref().and_then(|p| pick(&p.lake)).cloned())
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    /// The raw layer's URL.
+    pub fn raw_lake(&self, flag: Option<String>) -> String {
+        self.lake_url(
+            flag,
+            |l| l.raw.as_ref(),
+            crate::source_to_lake::DEFAULT_RAW_LAKE,
+        )
+    }
+
+    /// The conformed layer's URL.
+    pub fn conformed_lake(&self, flag: Option<String>) -> String {
+        self.lake_url(
+            flag,
+            |l| l.conformed.as_ref(),
+            crate::source_to_lake::DEFAULT_CONFORMED_LAKE,
+        )
+    }
+
+    /// The user_recommendations object: the flag, else `user_recommendations.parquet` in the
+    /// results lake (`RESULTS_LAKE_URL`, else the profile's, else the reference's bucket).
+    pub fn results_object(&self, flag: Option<String>) -> String {
+        flag.unwrap_or_else(|| self.results_object_in(env_var("RESULTS_LAKE_URL")))
+    }
+
+    /// `user_recommendations.parquet` in the results lake `lake`, else the profile's, else the
+    /// reference's bucket.
+    pub fn results_object_in(&self, lake: Option<String>) -> String {
+        let lake = self.lake_url(
+            lake,
+            |l| l.results.as_ref(),
+            crate::train::DEFAULT_RESULTS_LAKE,
+        );
+        format!(
+            "{}/{}.parquet",
+            lake.trim_end_matches('/'),
+            crate::train::RESULTS_TABLE
+        )
+    }
+
+    /// The served collection: the flag, else the profile's, else `recsys`.
+    pub fn collection(&self, flag: Option<String>) -> String {
+        flag.or_else(|| {
+            self.profile
+                .as_ref()
+                .and_then(|p| p.mongodb.as_ref())
+                .and_then(|m| m.collection.clone())
+        })
+        .unwrap_or_else(|| crate::serving::DEFAULT_COLLECTION.to_owned())
+    }
+
+    /// The PostgreSQL configuration: the URL flag (or `POSTGRES_URL`), else the `POSTGRES_*`
+    /// variables, else the profile's; schema from the flag, else `POSTGRES_SCHEMA`, else the
+    /// profile's, else `recsys`. `None` if none of them names a server.
+    pub fn postgres(
+        &self,
+        url: Option<&str>,
+        schema: Option<&str>,
+    ) -> Result<Option<PostgresConfig>> {
+        let profile = self.profile.as_ref().and_then(|p| p.postgres.as_ref());
+        let mut config = match (url, PostgresConfig::from_env()?) {
+            (Some(url), _) => PostgresConfig::from_url(url)?,
+            (None, Some(env)) => env,
+            (None, None) => match profile.filter(|p| p.has_server()) {
+                Some(p) => p.to_config()?,
+                None => return Ok(None),
+            },
+        };
+        let schema = schema
+            .map(str::to_owned)
+            .or_else(|| env_var("POSTGRES_SCHEMA"))
+            .or_else(|| profile.and_then(|p| p.schema.clone()));
+        if let Some(schema) = schema {
+            config = config.with_schema(schema);
+        }
+        Ok(Some(config))
+    }
+
+    /// [`Settings::postgres`], where a server is required.
+    pub fn require_postgres(
+        &self,
+        url: Option<&str>,
+        schema: Option<&str>,
+    ) -> Result<PostgresConfig> {
+        self.postgres(url, schema)?.ok_or_else(|| Error::Config {
+            key: "--postgres-url".into(),
+            reason: "no PostgreSQL server given: pass --postgres-url, set POSTGRES_URL or \
+                     POSTGRES_HOST and the other POSTGRES_* variables, or give a --config \
+                     file with a postgres section"
+                .into(),
+        })
+    }
+
+    /// The MongoDB configuration: the URI flag (or `MONGODB_URI`), else the `MONGODB_*`
+    /// variables, else the profile's (with its database); a database flag overrides the
+    /// database. `None` if none of them names a server.
+    pub fn mongo(&self, uri: Option<&str>, database: Option<&str>) -> Result<Option<MongoConfig>> {
+        let profile = self.profile.as_ref().and_then(|p| p.mongodb.as_ref());
+        let config = match uri {
+            Some(uri) => Some(MongoConfig::from_uri(uri)?),
+            None => match MongoConfig::from_env()? {
+                Some(env) => Some(env),
+                None => profile
+                    .filter(|p| p.has_server())
+                    .map(|p| p.to_config())
+                    .transpose()?,
+            },
+        };
+        Ok(config.map(|c| match database {
+            Some(db) => c.with_database(db),
+            None => c,
+        }))
+    }
+
+    /// [`Settings::mongo`], where a server is required.
+    pub fn require_mongo(&self, uri: Option<&str>, database: Option<&str>) -> Result<MongoConfig> {
+        self.mongo(uri, database)?.ok_or_else(|| Error::Config {
+            key: "--mongodb-uri".into(),
+            reason: "no MongoDB given: pass --mongodb-uri, set MONGODB_URI or MONGODB_HOST, or \
+                     give a --config file with a mongodb section"
+                .into(),
+        })
+    }
+}
