@@ -196,8 +196,10 @@ async fn a_failed_reload_leaves_all_eleven_tables_as_they_were() {
     run(Command::PostgresInit {
         processed: Some(out.path().to_owned()),
         raw: None,
-        postgres_url: Some(common::postgres_url().into()),
-        schema: Some(schema.clone()),
+        postgres: steam_recsys::pipelines::cli::PostgresArgs {
+            postgres_url: Some(common::postgres_url().into()),
+            schema: Some(schema.clone()),
+        },
         reference_year: None,
         strict: false,
         ledger_dir: ".".into(),

@@ -102,15 +102,9 @@ pub enum Command {
         /// Directory of the three raw files, cleaned on the way.
         #[arg(long)]
         raw: Option<PathBuf>,
-        /// Server URL, such as postgresql://user:password@host:5432/dbname (prefer the
-        /// POSTGRES_URL variable, which other users cannot see in the process list) [default: the
-        /// POSTGRES_HOST, POSTGRES_PORT, POSTGRES_DBNAME, POSTGRES_USER, POSTGRES_PASSWORD,
-        /// POSTGRES_CONNECT_TIMEOUT, POSTGRES_SSLMODE and POSTGRES_SSLROOTCERT variables].
-        #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
-        postgres_url: Option<Secret>,
-        /// Schema to load into [default: POSTGRES_SCHEMA, else recsys].
-        #[arg(long)]
-        schema: Option<String>,
+        /// The server and schema.
+        #[command(flatten)]
+        postgres: PostgresArgs,
         /// With --raw: year given to year-less review dates [default: the current year].
         #[arg(long, requires = "raw")]
         reference_year: Option<i32>,
@@ -128,20 +122,12 @@ pub enum Command {
         /// Which tables: direct (the nine generic ones), reviews, descriptions, or all.
         #[arg(long, value_enum, default_value_t = TableGroup::All)]
         tables: TableGroup,
-        /// Server URL [default: POSTGRES_URL, else the POSTGRES_* variables].
-        #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
-        postgres_url: Option<Secret>,
-        /// Schema to read [default: POSTGRES_SCHEMA, else recsys].
-        #[arg(long)]
-        schema: Option<String>,
-        /// Lake of the raw layer: s3://, gs://, az://, file:// or a local path [default: the
-        /// profile's lake.raw, else gs://raw_games_data].
-        #[arg(long, env = "RAW_LAKE_URL")]
-        raw_lake: Option<String>,
-        /// Lake of the conformed layer [default: the profile's lake.conformed, else
-        /// gs://conformed_games_data].
-        #[arg(long, env = "CONFORMED_LAKE_URL")]
-        conformed_lake: Option<String>,
+        /// The server and schema.
+        #[command(flatten)]
+        postgres: PostgresArgs,
+        /// The two layers.
+        #[command(flatten)]
+        layers: LayerArgs,
         /// Run date, YYYY-MM-DD: the partition written [default: today, UTC].
         #[arg(long)]
         date: Option<chrono::NaiveDate>,
@@ -155,15 +141,9 @@ pub enum Command {
         /// gs://inference_games_results].
         #[arg(long)]
         source: Option<String>,
-        /// MongoDB URI [default: MONGODB_URI, else MONGODB_HOST, MONGODB_USER, MONGODB_PASSWORD].
-        #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
-        mongodb_uri: Option<Secret>,
-        /// Database [default: the URI's, else MONGODB_DATABASE, else steam_recsys].
-        #[arg(long)]
-        database: Option<String>,
-        /// Collection [default: the profile's mongodb.collection, else recsys].
-        #[arg(long)]
-        collection: Option<String>,
+        /// The deployment, database and collection.
+        #[command(flatten)]
+        mongo: MongoArgs,
         /// How the collection is written.
         #[arg(long, value_enum, default_value_t = ServeMode::Refresh)]
         mode: ServeMode,
@@ -279,33 +259,19 @@ pub enum RunCommand {
         /// Year given to year-less review dates [default: the current year].
         #[arg(long)]
         reference_year: Option<i32>,
-        /// PostgreSQL URL [default: POSTGRES_URL, else the POSTGRES_* variables, else the
-        /// profile's postgres].
-        #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
-        postgres_url: Option<Secret>,
-        /// Schema [default: POSTGRES_SCHEMA, else the profile's, else recsys].
-        #[arg(long)]
-        schema: Option<String>,
-        /// Raw layer [default: RAW_LAKE_URL, else the profile's lake.raw, else gs://raw_games_data].
-        #[arg(long, env = "RAW_LAKE_URL")]
-        raw_lake: Option<String>,
-        /// Conformed layer [default: CONFORMED_LAKE_URL, else the profile's lake.conformed, else
-        /// gs://conformed_games_data].
-        #[arg(long, env = "CONFORMED_LAKE_URL")]
-        conformed_lake: Option<String>,
+        /// The server and schema.
+        #[command(flatten)]
+        postgres: PostgresArgs,
+        /// The two layers.
+        #[command(flatten)]
+        layers: LayerArgs,
         /// Results lake: user_recommendations.parquet goes there [default: RESULTS_LAKE_URL, else
         /// the profile's lake.results, else gs://inference_games_results].
         #[arg(long, env = "RESULTS_LAKE_URL")]
         results_lake: Option<String>,
-        /// MongoDB URI [default: MONGODB_URI, else the MONGODB_* variables, else the profile's].
-        #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
-        mongodb_uri: Option<Secret>,
-        /// Database [default: the URI's, else the profile's, else steam_recsys].
-        #[arg(long)]
-        database: Option<String>,
-        /// Collection [default: the profile's mongodb.collection, else recsys].
-        #[arg(long)]
-        collection: Option<String>,
+        /// The deployment, database and collection.
+        #[command(flatten)]
+        mongo: MongoArgs,
         /// Run date, YYYY-MM-DD [default: today, UTC].
         #[arg(long)]
         date: Option<chrono::NaiveDate>,
@@ -316,4 +282,47 @@ pub enum RunCommand {
         #[arg(long)]
         no_progress: bool,
     },
+}
+
+/// Where PostgreSQL is, for the commands that use it.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PostgresArgs {
+    /// Server URL, such as postgresql://user:password@host:5432/dbname (prefer the POSTGRES_URL
+    /// variable, which other users cannot see in the process list) [default: the POSTGRES_HOST,
+    /// POSTGRES_PORT, POSTGRES_DBNAME, POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_CONNECT_TIMEOUT,
+    /// POSTGRES_SSLMODE and POSTGRES_SSLROOTCERT variables, else the profile's postgres].
+    #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
+    pub postgres_url: Option<Secret>,
+    /// Schema [default: POSTGRES_SCHEMA, else the profile's, else recsys].
+    #[arg(long)]
+    pub schema: Option<String>,
+}
+
+/// The lake's raw and conformed layers.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LayerArgs {
+    /// Raw layer: s3://, gs://, az://, file:// or a local path [default: RAW_LAKE_URL, else the
+    /// profile's lake.raw, else gs://raw_games_data].
+    #[arg(long, env = "RAW_LAKE_URL")]
+    pub raw_lake: Option<String>,
+    /// Conformed layer [default: CONFORMED_LAKE_URL, else the profile's lake.conformed, else
+    /// gs://conformed_games_data].
+    #[arg(long, env = "CONFORMED_LAKE_URL")]
+    pub conformed_lake: Option<String>,
+}
+
+/// Where the served recommendations go in MongoDB.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct MongoArgs {
+    /// MongoDB URI [default: MONGODB_URI, else MONGODB_HOST, MONGODB_USER, MONGODB_PASSWORD, else
+    /// the profile's].
+    #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+    pub mongodb_uri: Option<Secret>,
+    /// Database [default: the URI's, else MONGODB_DATABASE, else the profile's, else
+    /// steam_recsys].
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Collection [default: the profile's mongodb.collection, else recsys].
+    #[arg(long)]
+    pub collection: Option<String>,
 }

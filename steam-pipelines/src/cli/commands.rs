@@ -84,14 +84,12 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
         Command::PostgresInit {
             processed,
             raw,
-            postgres_url,
-            schema,
+            postgres,
             reference_year,
             strict,
             ledger_dir,
         } => {
-            let config = settings
-                .require_postgres(postgres_url.as_ref().map(Secret::expose), schema.as_deref())?;
+            let config = settings.postgres_of(&postgres)?;
             let input = match (processed, raw) {
                 (Some(dir), _) => InitInput::Processed(dir),
                 (None, Some(raw)) => {
@@ -131,18 +129,16 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
         }
         Command::SourceToLake {
             tables,
-            postgres_url,
-            schema,
-            raw_lake,
-            conformed_lake,
+            postgres,
+            layers,
             date,
         } => {
-            let config = settings
-                .require_postgres(postgres_url.as_ref().map(Secret::expose), schema.as_deref())?;
+            let config = settings.postgres_of(&postgres)?;
+            let (raw, conformed) = settings.layers_of(&layers)?;
             let options = SourceToLakeOptions {
                 group: tables,
-                raw: settings.lake(&settings.raw_lake(raw_lake))?,
-                conformed: settings.lake(&settings.conformed_lake(conformed_lake))?,
+                raw,
+                conformed,
                 date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
             };
             let summary = source_to_lake(&config, &options).await?;
@@ -192,19 +188,17 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                     seed,
                     work,
                     reference_year,
-                    postgres_url,
-                    schema,
-                    raw_lake,
-                    conformed_lake,
+                    postgres,
+                    layers,
                     results_lake,
-                    mongodb_uri,
-                    database,
-                    collection,
+                    mongo,
                     date,
                     holdout,
                     no_progress,
                 },
         } => {
+            let (raw_lake, conformed_lake) = settings.layers_of(&layers)?;
+            let (mongo, collection) = settings.mongo_of(&mongo)?;
             let options = crate::RunAllOptions {
                 input: match raw {
                     Some(dir) => crate::RawInput::Dir(dir),
@@ -212,18 +206,12 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 },
                 work,
                 reference_year: reference_year.unwrap_or_else(crate::process::current_year),
-                postgres: settings.require_postgres(
-                    postgres_url.as_ref().map(Secret::expose),
-                    schema.as_deref(),
-                )?,
-                raw_lake: settings.lake(&settings.raw_lake(raw_lake))?,
-                conformed_lake: settings.lake(&settings.conformed_lake(conformed_lake))?,
+                postgres: settings.postgres_of(&postgres)?,
+                raw_lake,
+                conformed_lake,
                 results: settings.lake(&settings.results_object_in(results_lake))?,
-                mongo: settings.require_mongo(
-                    mongodb_uri.as_ref().map(Secret::expose),
-                    database.as_deref(),
-                )?,
-                collection: settings.collection(collection),
+                mongo,
+                collection,
                 date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
                 als: steam_model::AlsParams::default(),
                 holdout,
@@ -281,20 +269,14 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
         }
         Command::LakeToMongodb {
             source,
-            mongodb_uri,
-            database,
-            collection,
+            mongo,
             mode,
         } => {
             let mode = match mode {
                 ServeMode::Refresh => steam_core::WriteMode::Replace,
                 ServeMode::Insert => steam_core::WriteMode::Append,
             };
-            let mongo = settings.require_mongo(
-                mongodb_uri.as_ref().map(Secret::expose),
-                database.as_deref(),
-            )?;
-            let collection = settings.collection(collection);
+            let (mongo, collection) = settings.mongo_of(&mongo)?;
             let lake = settings.lake(&settings.results_object(source))?;
             let summary =
                 crate::serving::lake_to_mongodb_with(&lake, &mongo, &collection, mode).await?;

@@ -26,7 +26,9 @@ mod args;
 mod commands;
 mod settings;
 
-pub use args::{Cli, Command, RunCommand, ServeMode, SqlFormat};
+pub use args::{
+    Cli, Command, LayerArgs, MongoArgs, PostgresArgs, RunCommand, ServeMode, SqlFormat,
+};
 pub use commands::{run, run_with};
 pub use settings::Settings;
 

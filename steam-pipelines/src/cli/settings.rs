@@ -4,7 +4,9 @@
 use steam_connectors::lake::Lake;
 use steam_connectors::mongodb::MongoConfig;
 use steam_connectors::postgres::PostgresConfig;
-use steam_core::{Error, Result};
+use steam_core::{Error, Result, Secret};
+
+use super::args::{LayerArgs, MongoArgs, PostgresArgs};
 
 use crate::config::{ConfigFile, Profile};
 
@@ -21,6 +23,33 @@ fn env_var(name: &str) -> Option<String> {
 }
 
 impl Settings {
+    /// The PostgreSQL server and schema of `args` (a flag or its variable), else the profile's:
+    /// an error when none is given.
+    pub fn postgres_of(&self, args: &PostgresArgs) -> Result<PostgresConfig> {
+        self.require_postgres(
+            args.postgres_url.as_ref().map(Secret::expose),
+            args.schema.as_deref(),
+        )
+    }
+
+    /// The raw and conformed layers of `args`, else the profile's, else the reference's buckets.
+    pub fn layers_of(&self, args: &LayerArgs) -> Result<(Lake, Lake)> {
+        Ok((
+            self.lake(&self.raw_lake(args.raw_lake.clone()))?,
+            self.lake(&self.conformed_lake(args.conformed_lake.clone()))?,
+        ))
+    }
+
+    /// The MongoDB deployment and collection of `args`, else the profile's: an error when no
+    /// deployment is given.
+    pub fn mongo_of(&self, args: &MongoArgs) -> Result<(MongoConfig, String)> {
+        let config = self.require_mongo(
+            args.mongodb_uri.as_ref().map(Secret::expose),
+            args.database.as_deref(),
+        )?;
+        Ok((config, self.collection(args.collection.clone())))
+    }
+
     /// Reads `.env` from the current directory, then the configuration file (if any) and `.env`
     /// beside it, and chooses `profile`. Variables already set are never overridden.
     pub fn load(config: Option<&std::path::Path>, profile: &str) -> Result<Settings> {
