@@ -35,5 +35,5 @@ pub use channel::{
 pub use config::Secret;
 pub use error::{causes, error_chain, Error, ErrorKind, Result};
 pub use reject::Reject;
-pub use stream::{batch_stream, BatchStream, Sink, Source, TableRef, WriteMode};
+pub use stream::{batch_stream, check_columns, BatchStream, Sink, Source, TableRef, WriteMode};
 pub use summary::{FileSummary, RunSummary, StageSummary, WriteSummary};

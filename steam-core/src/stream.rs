@@ -101,3 +101,75 @@ impl From<Table> for TableRef {
         TableRef::new(table.name(), table.schema())
     }
 }
+
+/// Checks that `got` has the columns of `expected`, by name and type, in order (nullability and
+/// metadata aside): a [`crate::Error::Schema`] for `target` naming the first column that differs.
+pub fn check_columns(
+    target: &str,
+    got: &arrow::datatypes::Schema,
+    expected: &arrow::datatypes::Schema,
+) -> Result<()> {
+    let fail = |reason: String| {
+        Err(crate::Error::Schema {
+            target: target.to_owned(),
+            reason,
+        })
+    };
+    for (i, want) in expected.fields().iter().enumerate() {
+        match got.fields().get(i) {
+            None => return fail(format!("column {} ({}) is missing", want.name(), i + 1)),
+            Some(f) if f.name() != want.name() || f.data_type() != want.data_type() => {
+                return fail(format!(
+                    "column {}: expected {} {}, got {} {}",
+                    i + 1,
+                    want.name(),
+                    want.data_type(),
+                    f.name(),
+                    f.data_type()
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if got.fields().len() > expected.fields().len() {
+        let extra: Vec<&str> = got.fields()[expected.fields().len()..]
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        return fail(format!("unexpected columns {extra:?}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_columns;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    #[test]
+    fn columns_are_compared_by_name_and_type_in_order() {
+        let want = Schema::new(vec![
+            Field::new("id", DataType::Int32, false),
+            Field::new("name", DataType::Utf8, true),
+        ]);
+        let nullable = Schema::new(vec![
+            Field::new("id", DataType::Int32, true),
+            Field::new("name", DataType::Utf8, true),
+        ]);
+        assert!(check_columns("t", &nullable, &want).is_ok());
+        let retyped = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]);
+        let e = check_columns("t", &retyped, &want).unwrap_err().to_string();
+        assert!(
+            e.contains("column 1: expected id Int32, got id Int64"),
+            "{e}"
+        );
+        let short = Schema::new(vec![Field::new("id", DataType::Int32, false)]);
+        let e = check_columns("t", &short, &want).unwrap_err().to_string();
+        assert!(e.contains("name (2) is missing"), "{e}");
+        let e = check_columns("t", &want, &short).unwrap_err().to_string();
+        assert!(e.contains("unexpected columns [\"name\"]"), "{e}");
+    }
+}

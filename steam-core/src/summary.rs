@@ -59,6 +59,21 @@ pub struct StageSummary {
     pub seconds: f64,
 }
 
+impl StageSummary {
+    /// A stage named `stage` that took `seconds`.
+    pub fn new(stage: impl Into<String>, seconds: f64) -> Self {
+        StageSummary {
+            stage: stage.into(),
+            seconds,
+        }
+    }
+
+    /// A stage named `stage` that started at `started` and ends now.
+    pub fn since(stage: impl Into<String>, started: std::time::Instant) -> Self {
+        Self::new(stage, started.elapsed().as_secs_f64())
+    }
+}
+
 /// What a whole run did: raw files read, tables written, stages timed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunSummary {

@@ -66,10 +66,10 @@ pub async fn postgres_init(input: &InitInput, config: &PostgresConfig) -> Result
             summary
         }
     };
-    summary.stages.push(StageSummary {
-        stage: format!("postgres_init → {}", config.schema()),
-        seconds: started.elapsed().as_secs_f64(),
-    });
+    summary.stages.push(StageSummary::since(
+        format!("postgres_init → {}", config.schema()),
+        started,
+    ));
     Ok(summary)
 }
 

@@ -126,10 +126,7 @@ pub async fn process(options: &ProcessOptions) -> Result<RunSummary> {
         Err(e) => Err(e), // the transaction is dropped: the staged files go
     };
     let mut summary = result?;
-    summary.stages.push(StageSummary {
-        stage: "process".into(),
-        seconds: started.elapsed().as_secs_f64(),
-    });
+    summary.stages.push(StageSummary::since("process", started));
     Ok(summary)
 }
 
@@ -175,7 +172,9 @@ pub async fn clean_into(
         );
     }
     summary.files.push(accounts.finish()?);
-    summary.stages.push(stage("games_description.csv", t));
+    summary
+        .stages
+        .push(StageSummary::since("games_description.csv", t));
     let index = Arc::new(descriptions.index);
 
     // games_ranking.csv, then steam_game_reviews.csv: streamed.
@@ -187,13 +186,6 @@ pub async fn clean_into(
     let reviews = ReviewCleaner::new(index, options_r);
     clean_streamed(sink, options, staging, reviews, &mut summary).await?;
     Ok(summary)
-}
-
-fn stage(name: &str, started: Instant) -> StageSummary {
-    StageSummary {
-        stage: name.to_owned(),
-        seconds: started.elapsed().as_secs_f64(),
-    }
 }
 
 /// Streams a raw file through `cleaner` into its table, then writes the cleaner's final table,
@@ -233,7 +225,9 @@ async fn clean_streamed<C: StreamingCleaner + 'static>(
             .await?,
     );
     summary.files.push(unshare(accounts)?.finish()?);
-    summary.stages.push(stage(C::FILE.file_name(), started));
+    summary
+        .stages
+        .push(StageSummary::since(C::FILE.file_name(), started));
     Ok(())
 }
 

@@ -217,10 +217,7 @@ async fn stage<T, F: Future<Output = Result<T>>>(
         Ok(_) => bar.finish_with_message(format!("{what}: done in {seconds:.1} s")),
         Err(_) => bar.abandon_with_message(format!("{what}: failed after {seconds:.1} s")),
     }
-    stages.push(StageSummary {
-        stage: name.to_owned(),
-        seconds,
-    });
+    stages.push(StageSummary::new(name, seconds));
     result
 }
 

@@ -52,10 +52,7 @@ pub async fn lake_to_mongodb_with(
         .await?;
     Ok(RunSummary {
         tables: vec![written],
-        stages: vec![StageSummary {
-            stage: "lake_to_mongodb".into(),
-            seconds: started.elapsed().as_secs_f64(),
-        }],
+        stages: vec![StageSummary::since("lake_to_mongodb", started)],
         ..RunSummary::default()
     })
 }

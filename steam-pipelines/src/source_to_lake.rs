@@ -141,15 +141,11 @@ pub async fn source_to_lake(
         b.table = format!("{} → conformed", table.name());
         summary.tables.push(a);
         summary.tables.push(b);
-        summary.stages.push(StageSummary {
-            stage: table.name().to_owned(),
-            seconds: t.elapsed().as_secs_f64(),
-        });
+        summary.stages.push(StageSummary::since(table.name(), t));
     }
-    summary.stages.push(StageSummary {
-        stage: "source_to_lake".into(),
-        seconds: started.elapsed().as_secs_f64(),
-    });
+    summary
+        .stages
+        .push(StageSummary::since("source_to_lake", started));
     Ok(summary)
 }
 

@@ -185,12 +185,6 @@ pub async fn read_ratings(
 /// while it is computed and replaced only when complete.
 pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
     let mut stages = Vec::new();
-    let stage = |stages: &mut Vec<StageSummary>, name: &str, started: Instant| {
-        stages.push(StageSummary {
-            stage: name.into(),
-            seconds: started.elapsed().as_secs_f64(),
-        })
-    };
 
     let t = Instant::now();
     let (input, all) = read_ratings(&options.reviews, options.date, &options.columns).await?;
@@ -201,7 +195,7 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
         }
         None => all.split(options.holdout, options.params.seed)?,
     };
-    stage(&mut stages, "read", t);
+    stages.push(StageSummary::since("read", t));
 
     // Fitting and evaluating are CPU work: off the runtime's threads, timed there.
     let params = options.params.clone();
@@ -246,10 +240,7 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
         evaluate_seconds,
     } = fitted;
     for (name, seconds) in [("fit", fit_seconds), ("evaluate", evaluate_seconds)] {
-        stages.push(StageSummary {
-            stage: name.into(),
-            seconds,
-        });
+        stages.push(StageSummary::new(name, seconds));
     }
 
     let t = Instant::now();
@@ -271,7 +262,7 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
             stream,
         )
         .await?;
-    stage(&mut stages, "recommend", t);
+    stages.push(StageSummary::since("recommend", t));
 
     Ok(TrainReport {
         input,

@@ -34,16 +34,7 @@ pub fn conformed_schema(table: Table) -> SchemaRef {
 /// [`RECORD_CREATED_DT`] = `date`. The batch must have the processed table's schema.
 pub fn conform(table: Table, batch: &RecordBatch, date: NaiveDate) -> Result<RecordBatch> {
     let processed = table.schema();
-    if batch.schema().fields() != processed.fields() {
-        return Err(Error::Schema {
-            target: format!("conform {table}"),
-            reason: format!(
-                "expected the columns of {table} {:?}, got {:?}",
-                processed.fields(),
-                batch.schema().fields()
-            ),
-        });
-    }
+    steam_core::check_columns(&format!("conform {table}"), &batch.schema(), &processed)?;
     let days = crate::parse::date32(date);
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     columns.push(Arc::new(Date32Array::from_value(days, batch.num_rows())));

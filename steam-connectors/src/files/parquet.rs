@@ -185,15 +185,8 @@ impl Sink for ParquetDirSink {
                     break;
                 }
             };
-            if batch.schema().fields() != table.schema.fields() {
-                failure = Some(Error::Schema {
-                    target: table.name.clone(),
-                    reason: format!(
-                        "batch schema {:?} differs from the table's {:?}",
-                        batch.schema().fields(),
-                        table.schema.fields()
-                    ),
-                });
+            if let Err(e) = steam_core::check_columns(&table.name, &batch.schema(), &table.schema) {
+                failure = Some(e);
                 break;
             }
             if tx.send(batch).await.is_err() {

@@ -34,25 +34,7 @@ pub(super) fn checked(table: &TableRef, batches: BatchStream) -> BatchStream {
     let schema = table.schema.clone();
     let name = table.name.clone();
     batch_stream(batches.and_then(move |batch| {
-        let same = batch.schema().fields().len() == schema.fields().len()
-            && batch
-                .schema()
-                .fields()
-                .iter()
-                .zip(schema.fields())
-                .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
-        let result = if same {
-            Ok(batch)
-        } else {
-            Err(Error::Schema {
-                target: name.clone(),
-                reason: format!(
-                    "batch columns {:?} differ from the table's {:?}",
-                    batch.schema().fields(),
-                    schema.fields()
-                ),
-            })
-        };
+        let result = steam_core::check_columns(&name, &batch.schema(), &schema).map(|()| batch);
         futures::future::ready(result)
     }))
 }
