@@ -399,20 +399,13 @@ fn extend<'a>(url: &mut Url, segments: impl IntoIterator<Item = &'a str>) -> Res
 }
 
 /// A URL as it may be shown: without user name or password.
+/// A URL for messages: no password, no query (a CDN's signed URLs carry tokens there).
 fn shown(url: &Url) -> String {
-    let mut url = url.clone();
-    // Both fail only for URLs that cannot have credentials, which then have none to hide.
-    let _ = url.set_password(None);
-    let _ = url.set_username("");
-    url.to_string()
+    steam_core::redact_url(url.as_str())
 }
 
 fn redact_str(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(u) => shown(&u),
-        Err(_) if url.contains('@') => "<an unparseable URL>".to_owned(),
-        Err(_) => url.to_owned(),
-    }
+    steam_core::redact_url(url)
 }
 
 fn authorized(request: RequestBuilder, options: &DownloadOptions) -> RequestBuilder {

@@ -246,6 +246,30 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     line
 }
 
+/// A URL without its password and query: `scheme://user:***@host:port/path?***`; `***` when it
+/// is not a URL.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    // The last `@` ends the credentials, even if they hold an unencoded `/` or `?`.
+    let (user, rest) = match rest.rsplit_once('@') {
+        Some((userinfo, rest)) => (
+            Some(userinfo.split([':', '/', '?', '#']).next().unwrap_or("")),
+            rest,
+        ),
+        None => (None, rest),
+    };
+    let (before_query, query) = match rest.split_once(['?', '#']) {
+        Some((before, _)) => (before, "?***"),
+        None => (rest, ""),
+    };
+    match user {
+        Some(user) => format!("{scheme}://{user}:***@{before_query}{query}"),
+        None => format!("{scheme}://{before_query}{query}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +340,21 @@ mod tests {
         assert_eq!(
             backend.with_kind(ErrorKind::NotFound).kind(),
             ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn urls_are_shown_without_password_or_query() {
+        assert_eq!(redact_url("host=db password=x"), "***");
+        assert_eq!(redact_url("mongodb://a:b/c@h/d"), "mongodb://a:***@h/d");
+        assert_eq!(redact_url("mongodb://h:1/d"), "mongodb://h:1/d");
+        assert_eq!(
+            redact_url("postgresql://h/d?password=a@b"),
+            "postgresql://h:***@b"
+        );
+        assert_eq!(
+            redact_url("https://cdn.example/f.csv?X-Amz-Signature=abc"),
+            "https://cdn.example/f.csv?***"
         );
     }
 }

@@ -460,17 +460,10 @@ pub(crate) fn store_kind(e: &object_store::Error) -> ErrorKind {
     }
 }
 
-/// A URL without its query string and user information, for messages.
+/// A URL without its password and query string, for messages.
 fn redact(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut u) => {
-            u.set_query(None);
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Err(_) => url.split(['?', '#']).next().unwrap_or_default().to_owned(),
-    }
+    let shown = steam_core::redact_url(url);
+    shown.split('?').next().unwrap_or_default().to_owned()
 }
 
 #[cfg(test)]

@@ -42,7 +42,13 @@ pub struct PostgresProfile {
 impl fmt::Debug for PostgresProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresProfile")
-            .field("url", &self.url.as_ref().map(|u| redacted_url(u.expose())))
+            .field(
+                "url",
+                &self
+                    .url
+                    .as_ref()
+                    .map(|u| steam_core::redact_url(u.expose())),
+            )
             .field("host", &self.host)
             .field("port", &self.port)
             .field("dbname", &self.dbname)
@@ -186,12 +192,18 @@ pub struct MongoProfile {
 impl fmt::Debug for MongoProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MongoProfile")
-            .field("uri", &self.uri.as_ref().map(|u| redacted_url(u.expose())))
+            .field(
+                "uri",
+                &self
+                    .uri
+                    .as_ref()
+                    .map(|u| steam_core::redact_url(u.expose())),
+            )
             .field(
                 "host",
                 &self.host.as_ref().map(|h| {
                     if h.contains("://") {
-                        redacted_url(h)
+                        steam_core::redact_url(h)
                     } else {
                         h.clone()
                     }
@@ -253,30 +265,6 @@ impl MongoProfile {
             Some(db) => config.with_database(db.clone()),
             None => config,
         })
-    }
-}
-
-/// A URL without its password and query: `scheme://user:***@host:port/path?***`; `***` when it
-/// is not a URL.
-pub(super) fn redacted_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "***".into();
-    };
-    // The last `@` ends the credentials, even if they hold an unencoded `/` or `?`.
-    let (user, rest) = match rest.rsplit_once('@') {
-        Some((userinfo, rest)) => (
-            Some(userinfo.split([':', '/', '?', '#']).next().unwrap_or("")),
-            rest,
-        ),
-        None => (None, rest),
-    };
-    let (before_query, query) = match rest.split_once(['?', '#']) {
-        Some((before, _)) => (before, "?***"),
-        None => (rest, ""),
-    };
-    match user {
-        Some(user) => format!("{scheme}://{user}:***@{before_query}{query}"),
-        None => format!("{scheme}://{before_query}{query}"),
     }
 }
 
