@@ -12,6 +12,8 @@
 //! Credentials come only from the environment variables object_store's builders read (or their
 //! configuration files), never from the URL or from code, and never appear in messages.
 //!
+//! - [`Lake`], [`LakeBuilder`]: a lake by URL, its retries and timeouts, credentials from the
+//!   environment or given.
 //! - [`LakeCsvSink`]: the raw layer, `<prefix>/<table>.csv` with a header.
 //! - [`LakeParquetSink`]: the conformed layer,
 //!   `<prefix>/<table>/record_created_dt=YYYY-MM-DD/part-00000.parquet`.
@@ -114,7 +116,72 @@ impl fmt::Display for Lake {
     }
 }
 
+/// Configures a [`Lake`] in object_store's manner: the URL, the environment's credentials (read by
+/// object_store's own builders), then `with_*` settings over them.
+///
+/// ```
+/// use std::time::Duration;
+/// use steam_connectors::lake::Lake;
+///
+/// let lake = Lake::builder("memory://lake/raw_games_data")
+///     .with_max_retries(5)
+///     .with_request_timeout(Duration::from_secs(30))
+///     .build()?;
+/// assert_eq!(lake.url(), "memory://lake/raw_games_data");
+/// # Ok::<(), steam_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct LakeBuilder {
+    url: String,
+    options: LakeOptions,
+}
+
+impl LakeBuilder {
+    /// Retries of a failed request (default 3).
+    pub fn with_max_retries(mut self, retries: usize) -> Self {
+        self.options.max_retries = retries;
+        self
+    }
+
+    /// Gives up retrying a request after this long (default 30 s).
+    pub fn with_retry_timeout(mut self, timeout: Duration) -> Self {
+        self.options.retry_timeout = timeout;
+        self
+    }
+
+    /// Time limit of one request (default 60 s).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.options.request_timeout = timeout;
+        self
+    }
+
+    /// For `gs://` lakes: the service-account key file, over the environment's.
+    pub fn with_google_service_account_path(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.options.google_service_account_path = Some(path.into());
+        self
+    }
+
+    /// All the options at once.
+    pub fn with_options(mut self, options: LakeOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The lake (see [`Lake::from_url_with`]).
+    pub fn build(&self) -> Result<Lake> {
+        Lake::from_url_with(&self.url, &self.options)
+    }
+}
+
 impl Lake {
+    /// A [`LakeBuilder`] for `url`.
+    pub fn builder(url: impl Into<String>) -> LakeBuilder {
+        LakeBuilder {
+            url: url.into(),
+            options: LakeOptions::default(),
+        }
+    }
+
     /// A lake from a URL, with default retries.
     pub fn from_url(url: &str) -> Result<Self> {
         Self::from_url_with(url, &LakeOptions::default())

@@ -78,11 +78,11 @@ impl Settings {
                 env_var("GOOGLE_SERVICE_ACCOUNT").is_none()
                     && env_var("GOOGLE_SERVICE_ACC_KEY_FILEPATH").is_none()
             });
-        let options = steam_connectors::lake::LakeOptions {
-            google_service_account_path: key.map(Into::into),
-            ..Default::default()
-        };
-        Lake::from_url_with(url, &options)
+        let mut builder = Lake::builder(url);
+        if let Some(key) = key {
+            builder = builder.with_google_service_account_path(key);
+        }
+        builder.build()
     }
 
     /// A lake URL: the flag (or its variable), else the profile's, else `default`.
