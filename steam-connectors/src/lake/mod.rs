@@ -130,10 +130,19 @@ impl fmt::Display for Lake {
 /// assert_eq!(lake.url(), "memory://lake/raw_games_data");
 /// # Ok::<(), steam_core::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LakeBuilder {
     url: String,
     options: LakeOptions,
+}
+
+impl fmt::Debug for LakeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LakeBuilder")
+            .field("url", &redact(&self.url))
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 impl LakeBuilder {
@@ -581,6 +590,22 @@ mod tests {
         let mut expected = vec![live, other, "t.csv".to_owned()];
         expected.sort();
         assert_eq!(left, expected);
+    }
+
+    #[test]
+    fn a_builder_never_shows_credentials() {
+        let builder = Lake::builder("s3://key:hunter2@bucket/x?token=t0k3n").with_max_retries(1);
+        let shown = format!("{builder:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("t0k3n"),
+            "{shown}"
+        );
+        let err = builder.build().unwrap_err().to_string();
+        assert!(
+            err.contains("credentials do not belong in the URL"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]
