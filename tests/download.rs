@@ -375,13 +375,50 @@ fn ranges(seen: &[Seen]) -> Vec<u64> {
         .collect()
 }
 
+/// One file's report: start offsets, bytes advanced, finished ok.
+type FileReport = (Vec<u64>, u64, Option<bool>);
+
+/// What a download reported, per file.
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<std::collections::BTreeMap<String, FileReport>>);
+
+impl steam_recsys::connectors::hub::Progress for Recorded {
+    fn started(&self, file: &str, at: u64, _total: u64) {
+        self.0
+            .lock()
+            .unwrap()
+            .entry(file.into())
+            .or_default()
+            .0
+            .push(at);
+    }
+    fn advanced(&self, file: &str, bytes: u64) {
+        self.0.lock().unwrap().entry(file.into()).or_default().1 += bytes;
+    }
+    fn finished(&self, file: &str, ok: bool) {
+        self.0.lock().unwrap().entry(file.into()).or_default().2 = Some(ok);
+    }
+}
+
 #[tokio::test]
 async fn downloads_the_three_raw_files_and_nothing_else() {
     let server = Server::start(repository());
     let dir = tempfile::tempdir().expect("tempdir");
-    let summary = download(&server.options(dir.path()))
-        .await
-        .expect("download");
+    let recorded = std::sync::Arc::new(Recorded::default());
+    let mut options = server.options(dir.path());
+    options.progress = Some(recorded.clone());
+    let summary = download(&options).await.expect("download");
+    // Progress was told of every byte of every file, and of each file's end.
+    let report = recorded.0.lock().unwrap().clone();
+    assert_eq!(report.len(), 3);
+    for (name, (starts, bytes, ok)) in &report {
+        let size = std::fs::metadata(dir.path().join(name)).unwrap().len();
+        assert_eq!(
+            (starts.as_slice(), *bytes, *ok),
+            (&[0][..], size, Some(true)),
+            "{name}"
+        );
+    }
 
     assert_exact(dir.path());
     assert_eq!(files_in(dir.path()), [DESCRIPTION, RANKING, REVIEWS]);

@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_RANGE, LINK, RANGE};
 use reqwest::{Client, RequestBuilder, Response, StatusCode, Url};
 use serde::Deserialize;
@@ -70,6 +69,20 @@ pub struct DownloadOptions {
     /// How long a response may stay silent (no bytes read) before the request fails and is
     /// retried.
     pub read_timeout: Duration,
+    /// Told how each file's transfer goes, for a caller that shows it (the CLI draws progress
+    /// bars); none by default.
+    pub progress: Option<std::sync::Arc<dyn Progress>>,
+}
+
+/// How a download goes, file by file, for a caller that shows it. Called from the download's
+/// task: keep each call short.
+pub trait Progress: Send + Sync {
+    /// `file`'s transfer starts, or resumes after a retry, at byte `at` of `total`.
+    fn started(&self, file: &str, at: u64, total: u64);
+    /// `bytes` more bytes of `file` arrived.
+    fn advanced(&self, file: &str, bytes: u64);
+    /// `file` is complete (`ok`) or given up.
+    fn finished(&self, file: &str, ok: bool);
 }
 
 impl DownloadOptions {
@@ -85,6 +98,7 @@ impl DownloadOptions {
             retries: 5,
             min_delay: Duration::from_secs(1),
             read_timeout: Duration::from_secs(60),
+            progress: None,
         }
     }
 
@@ -111,6 +125,7 @@ impl fmt::Debug for DownloadOptions {
             .field("retries", &self.retries)
             .field("min_delay", &self.min_delay)
             .field("read_timeout", &self.read_timeout)
+            .field("progress", &self.progress.is_some())
             .finish()
     }
 }
@@ -699,7 +714,7 @@ async fn fetch_file(
     }
 
     let shown_url = shown(url);
-    let bar = progress_bar(file);
+    let progress = options.progress.as_deref();
     let received = AtomicU64::new(0);
     let resumed = AtomicBool::new(false);
     let transfer = Transfer {
@@ -709,15 +724,15 @@ async fn fetch_file(
         shown_url: &shown_url,
         file,
         part_path: &part_path,
-        bar: &bar,
+        progress,
         received: &received,
         resumed: &resumed,
     };
-    if let Err(e) = with_retries(options, || transfer.attempt()).await {
-        bar.abandon();
-        return Err(e);
+    let transferred = with_retries(options, || transfer.attempt()).await;
+    if let Some(p) = progress {
+        p.finished(file.name, transferred.is_ok());
     }
-    bar.finish_and_clear();
+    transferred?;
 
     let actual = tokio::fs::metadata(&part_path)
         .await
@@ -801,18 +816,6 @@ async fn sha256_file(path: &Path) -> Result<String> {
     Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn progress_bar(file: &RemoteFile) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(file.size), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template(
-        "{msg:28} [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} eta {eta}",
-    )
-    .map(|s| s.progress_chars("=> "))
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar.set_message(file.name);
-    bar
-}
-
 /// One file's transfer: each attempt resumes from the partial file on disk.
 struct Transfer<'a> {
     client: &'a Client,
@@ -821,7 +824,7 @@ struct Transfer<'a> {
     shown_url: &'a str,
     file: &'a RemoteFile,
     part_path: &'a Path,
-    bar: &'a ProgressBar,
+    progress: Option<&'a dyn Progress>,
     received: &'a AtomicU64,
     resumed: &'a AtomicBool,
 }
@@ -927,7 +930,9 @@ impl Transfer<'_> {
             .await
             .map_err(|e| self.io(e))?;
         let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, handle);
-        self.bar.set_position(offset);
+        if let Some(p) = self.progress {
+            p.started(self.file.name, offset, self.file.size);
+        }
 
         let mut written = offset;
         let body = loop {
@@ -948,7 +953,9 @@ impl Transfer<'_> {
                     }
                     written += len;
                     self.received.fetch_add(len, Ordering::Relaxed);
-                    self.bar.inc(len);
+                    if let Some(p) = self.progress {
+                        p.advanced(self.file.name, len);
+                    }
                 }
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(transport(name, self.shown_url, "reading", e)),

@@ -27,6 +27,7 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             options.endpoint = endpoint;
             options.repo = repo;
             options.revision = revision;
+            options.progress = Some(std::sync::Arc::new(Bars::default()));
             let summary = crate::download::download(&options).await?;
             out!("{summary}");
             outln!(
@@ -334,4 +335,56 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Progress bars on standard error for `download`, one per file.
+#[derive(Default)]
+struct Bars(std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>);
+
+impl crate::download::Progress for Bars {
+    fn started(&self, file: &str, at: u64, total: u64) {
+        let mut bars = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bar = bars.entry(file.to_owned()).or_insert_with(|| {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(total),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            let style = indicatif::ProgressStyle::with_template(
+                "{msg:28} [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} eta {eta}",
+            )
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_message(file.to_owned());
+            bar
+        });
+        bar.set_position(at);
+    }
+
+    fn advanced(&self, file: &str, bytes: u64) {
+        let bars = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(bar) = bars.get(file) {
+            bar.inc(bytes);
+        }
+    }
+
+    fn finished(&self, file: &str, ok: bool) {
+        let mut bars = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(bar) = bars.remove(file) {
+            if ok {
+                bar.finish_and_clear();
+            } else {
+                bar.abandon();
+            }
+        }
+    }
 }
