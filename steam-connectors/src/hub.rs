@@ -118,7 +118,7 @@ impl fmt::Debug for DownloadOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DownloadOptions")
             .field("out", &self.out)
-            .field("endpoint", &redact_str(&self.endpoint))
+            .field("endpoint", &steam_core::redact_url(&self.endpoint))
             .field("repo", &self.repo)
             .field("revision", &self.revision)
             .field("token", &self.token)
@@ -368,8 +368,12 @@ fn endpoint_url(endpoint: &str) -> Result<Url> {
         key: "endpoint (HF_ENDPOINT)".into(),
         reason,
     };
-    let url = Url::parse(endpoint.trim())
-        .map_err(|e| invalid(format!("{:?} is not a URL: {e}", redact_str(endpoint))))?;
+    let url = Url::parse(endpoint.trim()).map_err(|e| {
+        invalid(format!(
+            "{:?} is not a URL: {e}",
+            steam_core::redact_url(endpoint)
+        ))
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
         return Err(invalid(format!(
             "{:?} is not an http or https URL",
@@ -417,10 +421,6 @@ fn extend<'a>(url: &mut Url, segments: impl IntoIterator<Item = &'a str>) -> Res
 /// A URL for messages: no password, no query (a CDN's signed URLs carry tokens there).
 fn shown(url: &Url) -> String {
     steam_core::redact_url(url.as_str())
-}
-
-fn redact_str(url: &str) -> String {
-    steam_core::redact_url(url)
 }
 
 fn authorized(request: RequestBuilder, options: &DownloadOptions) -> RequestBuilder {

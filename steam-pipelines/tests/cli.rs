@@ -1,6 +1,7 @@
 //! The `steam-recsys` command as a user meets it: its help, and its output piped into a reader that
 //! stops early.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn steam_recsys() -> Command {
@@ -37,32 +38,44 @@ fn with_closed_stdout(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// The arguments of `generate` (`reviews` reviews into `raw`) and of `process` (`raw` into
+/// `processed`).
+fn generate_and_process(raw: &Path, processed: &Path, reviews: &str) -> [Vec<String>; 2] {
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    [
+        ["generate", "--reviews", reviews, "--out"]
+            .map(String::from)
+            .into_iter()
+            .chain([path(raw)])
+            .collect(),
+        ["process", "--raw", &path(raw), "--out", &path(processed)]
+            .map(String::from)
+            .to_vec(),
+    ]
+}
+
+/// A local lake whose games_reviews has one partition: `processed`'s games_reviews.
+fn lake_with_reviews(processed: &Path, lake: &Path) {
+    let partition = lake.join("games_reviews/record_created_dt=2026-11-29");
+    std::fs::create_dir_all(&partition).unwrap();
+    std::fs::copy(
+        processed.join("games_reviews.parquet"),
+        partition.join("part-00000.parquet"),
+    )
+    .unwrap();
+}
+
 #[test]
 fn a_reader_that_stops_early_ends_the_command_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("raw");
     let processed = dir.path().join("processed");
     let lake = dir.path().join("lake");
-    let runs: Vec<Vec<&str>> = vec![
-        vec!["--help"],
-        vec!["--version"],
-        vec![
-            "generate",
-            "--reviews",
-            "200",
-            "--out",
-            raw.to_str().unwrap(),
-        ],
-        vec![
-            "process",
-            "--raw",
-            raw.to_str().unwrap(),
-            "--out",
-            processed.to_str().unwrap(),
-        ],
-    ];
+    let mut runs: Vec<Vec<String>> = vec![vec!["--help".into()], vec!["--version".into()]];
+    runs.extend(generate_and_process(&raw, &processed, "200"));
     for args in &runs {
-        let (ok, stderr) = with_closed_stdout(args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, stderr) = with_closed_stdout(&args);
         assert!(ok, "{args:?}: {stderr}");
         assert!(
             !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
@@ -72,10 +85,7 @@ fn a_reader_that_stops_early_ends_the_command_quietly() {
     // The work was done all the same.
     assert!(processed.join("games_reviews.parquet").is_file());
     // A query's rows, streamed to the closed pipe.
-    let reviews = processed.join("games_reviews.parquet");
-    let table = lake.join("games_reviews/record_created_dt=2026-11-29");
-    std::fs::create_dir_all(&table).unwrap();
-    std::fs::copy(&reviews, table.join("part-00000.parquet")).unwrap();
+    lake_with_reviews(&processed, &lake);
     let (ok, stderr) = with_closed_stdout(&[
         "sql",
         "SELECT * FROM games_reviews",
@@ -90,22 +100,7 @@ fn sql_streams_rows_as_csv_or_json_up_to_a_limit() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("raw");
     let processed = dir.path().join("processed");
-    for args in [
-        vec![
-            "generate",
-            "--reviews",
-            "500",
-            "--out",
-            raw.to_str().unwrap(),
-        ],
-        vec![
-            "process",
-            "--raw",
-            raw.to_str().unwrap(),
-            "--out",
-            processed.to_str().unwrap(),
-        ],
-    ] {
+    for args in generate_and_process(&raw, &processed, "500") {
         assert!(steam_recsys()
             .args(&args)
             .output()
@@ -114,13 +109,7 @@ fn sql_streams_rows_as_csv_or_json_up_to_a_limit() {
             .success());
     }
     let lake = dir.path().join("lake");
-    let partition = lake.join("games_reviews/record_created_dt=2026-11-29");
-    std::fs::create_dir_all(&partition).unwrap();
-    std::fs::copy(
-        processed.join("games_reviews.parquet"),
-        partition.join("part-00000.parquet"),
-    )
-    .unwrap();
+    lake_with_reviews(&processed, &lake);
     let query = |format: &str, limit: &str| {
         let out = steam_recsys()
             .args([

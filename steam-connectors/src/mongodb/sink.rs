@@ -285,7 +285,9 @@ impl Sink for MongoSink {
                     }
                 }
                 coll.insert_many(chunk).ordered(false).await.map_err(|e| {
-                    let what = if run.is_some() && is_duplicate_key(&e) {
+                    let what = if run.is_some()
+                        && super::kind(&e) == steam_core::ErrorKind::AlreadyExists
+                    {
                         format!(
                             "refresh: a key ({}) repeats in the new rows",
                             keys.join(", ")
@@ -329,21 +331,6 @@ fn next_run_id(latest: Option<&str>) -> String {
         .and_then(|n| n.parse::<u128>().ok())
         .map_or(0, |n| n + 1);
     format!("{:020}-{:010}", now.max(after), std::process::id())
-}
-
-/// A write refused for a duplicate key (server error code 11000).
-fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
-    match e.kind.as_ref() {
-        mongodb::error::ErrorKind::InsertMany(failure) => failure
-            .write_errors
-            .iter()
-            .flatten()
-            .any(|w| w.code == 11000),
-        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => {
-            w.code == 11000
-        }
-        _ => false,
-    }
 }
 
 #[cfg(test)]
