@@ -5,8 +5,11 @@
 //! purchased-review count, both release-date forms, year-less and full review dates, multi-line and
 //! empty usernames, thousands separators, quotes, commas, newlines and non-ASCII text in reviews,
 //! about 7% of reviews for games outside the catalog, and heavy-tailed users (a few write many
-//! reviews). Recommendations follow a planted taste structure (users and games fall into taste
-//! groups), so a recommender trained on them has something to find.
+//! reviews). Behind the reviews is a planted taste structure, so a recommender trained on them has
+//! something to find: users and games fall into taste groups; half of a user's reviews are of
+//! games of its own group (as players mostly play the kinds of game they like), the rest of any
+//! game; a user recommends a game of its group far more often; and a game recommended was played
+//! about ten times longer, on a heavy-tailed scale.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -57,6 +60,9 @@ pub struct Generated {
 }
 
 const TASTES: usize = 6;
+
+/// The share of a user's reviews drawn from the games of its own taste group.
+const TASTE_AFFINITY: f64 = 0.5;
 
 const ADJECTIVES: &[&str] = &[
     "Dark", "Eternal", "Lost", "Iron", "Crimson", "Silent", "Hollow", "Stellar", "Wild", "Frozen",
@@ -585,13 +591,19 @@ fn write_reviews(dir: &Path, games: &[Game], options: &GenerateOptions) -> Resul
         // heavy tails: user and game popularity both follow a power law
         let user = ((users as f64) * rng.f64().powi(3)) as u64;
         let outside = rng.u8(..100) < 7;
-        let game = &games[((games.len() as f64) * rng.f64().powi(2)) as usize];
+        let taste = (user as usize * 7 + 3) % TASTES;
+        // Within the user's taste group or the whole catalog, the same power law of popularity.
+        let game = if games.len() > taste && rng.f64() < TASTE_AFFINITY {
+            let in_taste = (games.len() - taste).div_ceil(TASTES);
+            &games[taste + TASTES * ((in_taste as f64) * rng.f64().powi(2)) as usize]
+        } else {
+            &games[((games.len() as f64) * rng.f64().powi(2)) as usize]
+        };
         let name = if outside {
             format!("Delisted Game {}", rng.u32(1..50_000))
         } else {
             game.name.clone()
         };
-        let taste = (user as usize * 7 + 3) % TASTES;
         let p = if taste == game.taste { 0.88 } else { 0.30 } + game.quality;
         let recommended = rng.f64() < p;
         text.clear();
@@ -604,7 +616,9 @@ fn write_reviews(dir: &Path, games: &[Game], options: &GenerateOptions) -> Resul
         if rng.u8(..20) == 0 {
             text.push_str("\n\nEdit: still playing, still \"fine\".");
         }
-        let hours = (10f64.powf(rng.f64() * 4.0) * 10.0).round() / 10.0;
+        // 0.1 to 1,000 hours on a log scale, ten times longer for a game recommended.
+        let decades = rng.f64() * 3.0 + if recommended { 1.0 } else { 0.0 };
+        let hours = (10f64.powf(decades) * 10.0).round() / 100.0;
         let hours = format!(
             "{}.{}",
             thousands(hours as u64),
