@@ -64,7 +64,6 @@ collection = "recsys"
         mongo: settings.require_mongo(None, None).unwrap(),
         collection: settings.collection(None),
         date,
-        als: Default::default(),
         holdout: 0.2,
         progress: false,
     };
@@ -121,6 +120,20 @@ collection = "recsys"
     assert_eq!(
         report.train.train_ratings + report.train.held_out_ratings,
         reviews
+    );
+
+    // The model was chosen by tuning; it is described beside the results.
+    let tuning = report.train.tuning.as_ref().unwrap();
+    assert_eq!(tuning.chosen().params, report.train.params);
+    assert!(text.contains("chosen by tuning"), "{text}");
+    let model: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(lake.join("inference_games_results/user_recommendations.model.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        model["params"]["model"],
+        report.train.params.feedback.to_string()
     );
 
     // MongoDB: exactly one document per user with a result, its 10 game ids, no ratings.

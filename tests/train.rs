@@ -1,5 +1,6 @@
-//! The train pipeline on generated data: results in Spark's schema, evaluation, conformed-table
-//! inputs and their partitions, and errors.
+//! The train pipeline on generated data: the reference's model and results in Spark's schema;
+//! the default (tuned, unseen games only, the model described beside the results); evaluation
+//! and tuning; conformed-table inputs and their partitions; and errors.
 
 mod common;
 
@@ -13,8 +14,10 @@ use futures::stream;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use steam_recsys::connectors::lake::{Lake, LakeParquetSink};
 use steam_recsys::core::{batch_stream, Sink, Table, TableRef, WriteMode};
+use steam_recsys::model::{Feedback, SplitKind};
 use steam_recsys::pipelines::{
-    generate, process, train, GenerateOptions, ProcessOptions, TrainOptions,
+    evaluate, generate, process, train, tune_reviews, EvaluateOptions, GenerateOptions,
+    ProcessOptions, TrainOptions, TuneOptions,
 };
 
 /// What Spark ML 4.3's `recommendForAllUsers(10)` writes to Parquet (its file's schema, as printed
@@ -62,12 +65,14 @@ async fn trains_on_reviews_and_writes_every_users_top_ten_in_sparks_schema() {
     let tables = processed(dir.path(), 30_000).await;
     let reviews = common::table(&tables, Table::GamesReviews);
     let out = dir.path().join("results/user_recommendations.parquet");
-    let report = train(&TrainOptions::new(
+    let report = train(&TrainOptions::reference(
         lake(&tables.join("games_reviews.parquet")),
         lake(&out),
     ))
     .await
     .unwrap();
+    assert_eq!(report.params.feedback, Feedback::Explicit);
+    assert!(report.tuning.is_none());
 
     // Every review is a rating: trained on or held out (about 20%).
     assert_eq!(report.skipped_rows, 0);
@@ -79,9 +84,10 @@ async fn trains_on_reviews_and_writes_every_users_top_ten_in_sparks_schema() {
     assert!((0.18..0.22).contains(&held), "{held}");
     let test = report.test_rmse.unwrap();
     assert!(test.rmse.is_finite() && test.rmse < 0.6, "{test:?}");
-    assert!(report.train_rmse.rmse < test.rmse, "{report}");
-    let p = report.precision.unwrap();
-    assert!(p.users > 0 && p.precision > 0.0, "{p:?}");
+    assert!(report.train_rmse.unwrap().rmse < test.rmse, "{report}");
+    let (m, popular) = report.metrics.unwrap();
+    assert!(m.users > 0 && m.precision > 0.0, "{m:?}");
+    assert_eq!(m.users, popular.users);
 
     // Spark's schema, field for field.
     let spark = parquet::schema::parser::parse_message_type(SPARK_SCHEMA).unwrap();
@@ -119,7 +125,7 @@ async fn trains_on_reviews_and_writes_every_users_top_ten_in_sparks_schema() {
 
     // The same seed gives the same file; another seed does not.
     let again = dir.path().join("again.parquet");
-    train(&TrainOptions::new(
+    train(&TrainOptions::reference(
         lake(&tables.join("games_reviews.parquet")),
         lake(&again),
     ))
@@ -157,7 +163,7 @@ async fn a_conformed_table_is_read_from_its_latest_partition_or_a_chosen_one() {
         "{}",
         latest.input
     );
-    assert!(latest.test_rmse.is_none() && latest.precision.is_none());
+    assert!(latest.test_rmse.is_none() && latest.metrics.is_none());
 
     options.date = Some(day(1));
     let first = train(&options).await.unwrap();
@@ -177,8 +183,11 @@ async fn bad_inputs_are_clear_errors_and_leave_the_results_alone() {
     let tables = processed(dir.path(), 2_000).await;
     let out = dir.path().join("user_recommendations.parquet");
     let mut options = TrainOptions::new(lake(&tables.join("games_reviews.parquet")), lake(&out));
+    options.tune = false;
     train(&options).await.unwrap();
     let before = std::fs::read(&out).unwrap();
+    let model_file = dir.path().join("user_recommendations.model.json");
+    let model_before = std::fs::read(&model_file).unwrap();
 
     // A table without the rating column.
     options.reviews = lake(&tables.join("users_mapping.parquet"));
@@ -204,5 +213,171 @@ async fn bad_inputs_are_clear_errors_and_leave_the_results_alone() {
     let e = train(&options).await.unwrap_err().to_string();
     assert!(e.contains("holdout"), "{e}");
 
+    options.holdout = 0.2;
+    options.params.alpha = f64::INFINITY;
+    let e = train(&options).await.unwrap_err().to_string();
+    assert!(e.contains("alpha"), "{e}");
+
     assert_eq!(std::fs::read(&out).unwrap(), before);
+    assert_eq!(std::fs::read(&model_file).unwrap(), model_before);
+}
+
+/// Every (user, game) pair reviewed in `batches`.
+fn pairs(batch: &RecordBatch) -> std::collections::HashSet<(i32, i32)> {
+    let users = common::i32s(batch, "user_id");
+    let games = common::i32s(batch, "game_id");
+    users
+        .into_iter()
+        .zip(games)
+        .filter_map(|(u, g)| Some((u?, g?)))
+        .collect()
+}
+
+/// (user, recommended games) of a results file.
+fn lists(path: &Path) -> Vec<(i32, Vec<i32>)> {
+    let mut out = Vec::new();
+    for b in read_parquet(path).1 {
+        let users = b.column(0).as_primitive::<Int32Type>();
+        let recs = b.column(1).as_list::<i32>();
+        for row in 0..b.num_rows() {
+            let games = recs.value(row);
+            let games = games.as_struct().column(0).as_primitive::<Int32Type>();
+            out.push((users.value(row), games.values().to_vec()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_default_is_tuned_recommends_unseen_games_and_is_described_beside_the_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let tables = processed(dir.path(), 20_000).await;
+    let reviews = common::table(&tables, Table::GamesReviews);
+    let reviewed = pairs(&reviews);
+    let input = lake(&tables.join("games_reviews.parquet"));
+
+    // Trained on every review: no user is recommended a game it reviewed.
+    let out = dir.path().join("results/user_recommendations.parquet");
+    let mut options = TrainOptions::new(input.clone(), lake(&out));
+    options.holdout = 0.0;
+    let report = train(&options).await.unwrap();
+    let tuning = report.tuning.as_ref().unwrap();
+    assert_eq!(tuning.candidates.len(), 10);
+    assert_eq!(report.params, tuning.chosen().params);
+    let served = lists(&out);
+    assert_eq!(served.len(), report.users);
+    let mut full = 0;
+    for (user, games) in &served {
+        assert!(games.len() <= 10);
+        full += usize::from(games.len() == 10);
+        for g in games {
+            assert!(!reviewed.contains(&(*user, *g)), "user {user} reviewed {g}");
+        }
+    }
+    assert!(full > served.len() * 9 / 10, "{full} of {}", served.len());
+    // Spark's semantics on request: the heaviest users get games they reviewed.
+    options.include_seen = true;
+    options.tune = false;
+    options.params = report.params.clone();
+    let seen_out = dir.path().join("seen.parquet");
+    options.out = lake(&seen_out);
+    train(&options).await.unwrap();
+    assert!(lists(&seen_out)
+        .iter()
+        .any(|(u, games)| games.iter().any(|g| reviewed.contains(&(*u, *g)))));
+
+    // The model file names the model and how it was chosen.
+    let model: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("results/user_recommendations.model.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(model["params"]["model"], report.params.feedback.to_string());
+    assert_eq!(model["params"]["rank"], report.params.rank);
+    let candidates = model["chosen_by"]["tune"]["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 10);
+    assert_eq!(model["include_seen"], false);
+
+    // Evaluated on each user's latest review, the default beats the popularity baseline.
+    let mut options = TrainOptions::new(input.clone(), lake(&dir.path().join("latest.parquet")));
+    options.split = SplitKind::Latest;
+    let report = train(&options).await.unwrap();
+    let (m, popular) = report.metrics.unwrap();
+    assert!(
+        m.ndcg > popular.ndcg && m.precision > popular.precision,
+        "{report}"
+    );
+    let text = report.to_string();
+    assert!(
+        text.contains("popularity") && text.contains("ndcg@10"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn evaluate_scores_models_baselines_and_lists_from_elsewhere_on_one_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let tables = processed(dir.path(), 20_000).await;
+    let input = lake(&tables.join("games_reviews.parquet"));
+    let mut options = EvaluateOptions::new(input.clone());
+    options.save_split = Some(lake(&dir.path().join("split")));
+    options.tune = true;
+    let report = evaluate(&options).await.unwrap();
+    let names: Vec<&str> = report.rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "tuned (default)",
+            "implicit",
+            "explicit",
+            "popularity",
+            "random"
+        ]
+    );
+    let users = report.rows[0].metrics.users;
+    assert!(users > 500, "{report}");
+    assert!(report.rows.iter().all(|r| r.metrics.users == users));
+    let m = |name| report.row(name).unwrap().metrics;
+    assert!(m("tuned (default)").ndcg > m("popularity").ndcg, "{report}");
+    assert!(m("popularity").ndcg > m("random").ndcg, "{report}");
+    assert!(m("random").coverage > m("popularity").coverage, "{report}");
+    assert!(report.to_string().contains("map@10"));
+
+    // The saved split: the same reviews, evaluated from its files, give the same figures; a
+    // results file from elsewhere is scored as given.
+    let split = dir.path().join("split");
+    let train_rows: usize = read_parquet(&split.join("train.parquet"))
+        .1
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(train_rows, report.train_reviews);
+    let mut trained = TrainOptions::new(
+        lake(&split.join("train.parquet")),
+        lake(&dir.path().join("ours.parquet")),
+    );
+    trained.tune = false;
+    trained.holdout = 0.0;
+    train(&trained).await.unwrap();
+    let mut again = EvaluateOptions::new(lake(&split.join("train.parquet")));
+    again.test = Some(lake(&split.join("test.parquet")));
+    again.lists = vec![("ours".into(), lake(&dir.path().join("ours.parquet")))];
+    let again = evaluate(&again).await.unwrap();
+    assert_eq!(again.row("implicit").unwrap().metrics, m("implicit"));
+    assert_eq!(again.row("popularity").unwrap().metrics, m("popularity"));
+    // The lists written by train are the implicit model's unseen top 10.
+    assert_eq!(again.row("ours").unwrap().metrics, m("implicit"));
+
+    // Tuning ranks the grid; a bad list is a clear error.
+    let tuned = tune_reviews(&TuneOptions::new(input.clone()))
+        .await
+        .unwrap();
+    assert_eq!(tuned.tuning.candidates.len(), 10);
+    assert!(tuned.to_string().contains("chosen (best NDCG@10)"));
+    let mut bad = EvaluateOptions::new(input);
+    bad.lists = vec![("wrong".into(), lake(&tables.join("users_mapping.parquet")))];
+    let e = evaluate(&bad).await.unwrap_err().to_string();
+    assert!(
+        e.contains("users_mapping.parquet") && e.contains("recommendations"),
+        "{e}"
+    );
 }

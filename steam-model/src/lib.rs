@@ -1,31 +1,49 @@
-//! Offline training of steam-recsys: explicit-feedback alternating least squares as Spark ML's
-//! `ALS` runs it, its evaluation, and the top-k recommendations serving reads. Pure computation on
-//! Arrow batches: no I/O, no async.
+//! Offline training of steam-recsys: alternating least squares for implicit feedback (the default:
+//! every review an interaction, confidence from hours played) and for explicit feedback (Spark
+//! ML's `ALS`, the reference's model), ranking evaluation against baselines, and the top-k
+//! recommendations serving reads. Pure computation on Arrow batches: no I/O, no async.
 //!
-//! - [`Ratings`]: (user, item, rating) triples read from batches (games_reviews' `user_id`,
-//!   `game_id`, `recommendation` as 1/0 by default), and their random split.
-//! - [`AlsModel::fit`]: rank-k factors by alternating least squares — each entity's normal
-//!   equations in f64 with Spark's regularization λ·(its number of ratings), solved by Cholesky
-//!   (nalgebra), entities solved in parallel (rayon); items first, then users, each iteration.
-//!   Deterministic for a seed, whatever the number of threads.
-//! - [`AlsModel::rmse`] and [`AlsModel::precision_at_k`]: evaluation, with Spark's cold-start
-//!   drop.
-//! - [`AlsModel::recommend_for_all_users`]: Spark's `recommendForAllUsers(k)` as Arrow batches of
+//! - [`Ratings`]: reviews read from batches (games_reviews' `user_id`, `game_id`,
+//!   `recommendation` as 1/0, `hours_played`, `date`), split at random or by each user's latest
+//!   review.
+//! - [`AlsModel::fit`]: rank-k factors by alternating least squares, [`AlsParams`] choosing the
+//!   [`Feedback`]. Implicit: each entity's exact least-squares solution over every game through
+//!   the YᵀY precomputation (Hu, Koren and Volinsky 2008), confidence 1 + α·ln(1 + hours),
+//!   [`Confidence`] saying how a negative review counts. Explicit: Spark's normal equations with
+//!   λ·(number of ratings). Both in f64, solved by Cholesky (nalgebra), entities in parallel
+//!   (rayon), items then users each iteration; deterministic for a seed whatever the number of
+//!   threads.
+//! - [`Holdout::evaluate`]: precision, recall, NDCG and MAP at k and catalog coverage of any
+//!   [`Recommender`]: the model, the [`Popularity`] and [`RandomItems`] baselines, or [`Lists`]
+//!   computed elsewhere. [`AlsModel::rmse`]: Spark's RMSE after the cold-start drop.
+//! - [`tune`]: a small grid ([`default_grid`]) ranked by NDCG@k on a validation [`Split`] of
+//!   the training data.
+//! - [`AlsModel::recommend_unseen`] (games the user has not reviewed) and
+//!   [`AlsModel::recommend_for_all_users`] (Spark's `recommendForAllUsers(k)`): Arrow batches of
 //!   [`steam_core::recommendations_schema`].
 //!
 //! ```
-//! use steam_model::{AlsModel, AlsParams, Ratings};
+//! use steam_model::{AlsModel, AlsParams, Holdout, Ratings};
 //!
-//! let mut ratings = Ratings::new();
-//! for user in 0..20 {
-//!     for game in 0..6 {
-//!         ratings.push(user, game, ((user + game) % 2) as f32);
+//! // Four taste groups of six games; each user played the games of its group but one, held out.
+//! let mut train = Ratings::new();
+//! let mut test = Ratings::new();
+//! for user in 0..40 {
+//!     let group = user % 4;
+//!     for game in group * 6..group * 6 + 6 {
+//!         let held_out = game == group * 6 + (user / 4) % 6;
+//!         let into = if held_out { &mut test } else { &mut train };
+//!         into.push_review(user, game, 1.0, 20.0, None);
 //!     }
 //! }
-//! let model = AlsModel::fit(&ratings, &AlsParams::default())?;
-//! assert!(model.rmse(&ratings).rmse < 0.2);
-//! let batch = model.recommend_for_all_users(3, 1024).next().unwrap()?;
-//! assert_eq!(batch.num_rows(), 20);
+//! // λ for a small data set (the default's suits about a million reviews).
+//! let params = AlsParams { reg_param: 0.1, ..AlsParams::default() };
+//! let model = AlsModel::fit(&train, &params)?;
+//! let holdout = Holdout::new(&train, &test);
+//! let ours = holdout.evaluate(&model, 1);
+//! assert_eq!(ours.precision, 1.0);
+//! let batch = model.recommend_unseen(&train, 3, 1024).next().unwrap()?;
+//! assert_eq!(batch.num_rows(), 40);
 //! # Ok::<(), steam_core::Error>(())
 //! ```
 #![warn(missing_docs)]
@@ -34,8 +52,10 @@ mod als;
 mod eval;
 mod ratings;
 mod recommend;
+mod tune;
 
-pub use als::{AlsModel, AlsParams};
-pub use eval::{PrecisionAtK, Rmse};
+pub use als::{AlsModel, AlsParams, Confidence, Feedback};
+pub use eval::{Holdout, Lists, Popularity, RandomItems, RankingMetrics, Recommender, Rmse};
 pub use ratings::{RatingColumns, Ratings};
 pub use steam_core::recommendations_schema;
+pub use tune::{default_grid, tune, Candidate, Split, SplitKind, Tuning};

@@ -1,12 +1,13 @@
-//! Ratings: (user, item, rating) triples read from Arrow batches, and their random split.
+//! Ratings: (user, item, rating) triples, with each review's hours played and date, read from
+//! Arrow batches; their random split and their split by each user's latest review.
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float32Type, Int32Type};
 use steam_core::{Error, Result};
 
-/// The columns ratings are read from. The defaults are games_reviews': `user_id`, `game_id` and
+/// The columns ratings are read from. The defaults are games_reviews': `user_id`, `game_id`,
 /// `recommendation` (a boolean, read as 1.0 for a recommendation and 0.0 otherwise, as the
-/// reference cast it to an integer).
+/// reference cast it to an integer), `hours_played` and `date`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RatingColumns {
     /// The user id column: Int32, or an integer type that fits Int32.
@@ -15,6 +16,12 @@ pub struct RatingColumns {
     pub item: String,
     /// The rating column: Boolean (1.0 / 0.0) or any numeric type (read as Float32).
     pub rating: String,
+    /// The hours-played column (any numeric type), the implicit model's confidence; `None` reads
+    /// every review as 0 hours. A null is read as 0 hours.
+    pub hours: Option<String>,
+    /// The review date column (Date32 or Date64), for the split by each user's latest review;
+    /// `None` gives every review the same date (the latest is then the last in input order).
+    pub date: Option<String>,
 }
 
 impl Default for RatingColumns {
@@ -23,17 +30,35 @@ impl Default for RatingColumns {
             user: "user_id".into(),
             item: "game_id".into(),
             rating: "recommendation".into(),
+            hours: Some("hours_played".into()),
+            date: Some("date".into()),
         }
     }
 }
 
-/// Ratings as three parallel columns, in input order. The same (user, item) pair may occur more
-/// than once; like Spark ML, training then counts each occurrence.
+impl RatingColumns {
+    /// Every column read, in order: user, item, rating, then hours and date where set.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names = vec![self.user.as_str(), self.item.as_str(), self.rating.as_str()];
+        names.extend(self.hours.as_deref());
+        names.extend(self.date.as_deref());
+        names
+    }
+}
+
+/// A date with no value: before every real date.
+const NO_DATE: i32 = i32::MIN;
+
+/// Ratings as parallel columns, in input order: user, item, rating, hours played, date (days since
+/// the epoch). The same (user, item) pair may occur more than once; the explicit model (like Spark
+/// ML) counts each occurrence, the implicit model adds their confidences.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ratings {
     users: Vec<i32>,
     items: Vec<i32>,
     values: Vec<f32>,
+    hours: Vec<f32>,
+    days: Vec<i32>,
     skipped: u64,
 }
 
@@ -89,14 +114,51 @@ fn rating_values(batch: &RecordBatch, column: &str) -> Result<arrow::array::Floa
     Ok(cast.as_primitive::<Float32Type>().clone())
 }
 
+fn hours_values(batch: &RecordBatch, column: &str) -> Result<arrow::array::Float32Array> {
+    let array = batch
+        .column_by_name(column)
+        .ok_or_else(|| column_error(column, "missing from the batch".into()))?;
+    if !array.data_type().is_numeric() {
+        return Err(column_error(
+            column,
+            format!("is {}, expected a number of hours", array.data_type()),
+        ));
+    }
+    let cast = arrow::compute::cast(array, &DataType::Float32)
+        .map_err(|e| column_error(column, format!("cannot be read as Float32: {e}")))?;
+    Ok(cast.as_primitive::<Float32Type>().clone())
+}
+
+fn date_values(batch: &RecordBatch, column: &str) -> Result<arrow::array::Date32Array> {
+    let array = batch
+        .column_by_name(column)
+        .ok_or_else(|| column_error(column, "missing from the batch".into()))?;
+    if !matches!(array.data_type(), DataType::Date32 | DataType::Date64) {
+        return Err(column_error(
+            column,
+            format!("is {}, expected Date32 or Date64", array.data_type()),
+        ));
+    }
+    let cast = arrow::compute::cast(array, &DataType::Date32)
+        .map_err(|e| column_error(column, format!("cannot be read as Date32: {e}")))?;
+    Ok(cast.as_primitive::<arrow::datatypes::Date32Type>().clone())
+}
+
 impl Ratings {
     /// No ratings.
     pub fn new() -> Self {
         Ratings::default()
     }
 
-    /// Adds one rating. A non-finite rating is counted as skipped, not added.
+    /// Adds one rating with no hours played and no date. A non-finite rating is counted as
+    /// skipped, not added.
     pub fn push(&mut self, user: i32, item: i32, rating: f32) {
+        self.push_review(user, item, rating, 0.0, None);
+    }
+
+    /// Adds one review: its rating, hours played (a negative or non-finite number is read as 0)
+    /// and date in days since the epoch. A non-finite rating is counted as skipped, not added.
+    pub fn push_review(&mut self, user: i32, item: i32, rating: f32, hours: f32, day: Option<i32>) {
         if !rating.is_finite() {
             self.skipped += 1;
             return;
@@ -104,6 +166,12 @@ impl Ratings {
         self.users.push(user);
         self.items.push(item);
         self.values.push(rating);
+        self.hours.push(if hours.is_finite() {
+            hours.max(0.0)
+        } else {
+            0.0
+        });
+        self.days.push(day.unwrap_or(NO_DATE));
     }
 
     /// Adds the rows of `batch`. Rows with a null user, item or rating, or a non-finite rating,
@@ -117,28 +185,36 @@ impl Ratings {
         let users = ids(batch, &columns.user)?;
         let items = ids(batch, &columns.item)?;
         let values = rating_values(batch, &columns.rating)?;
-        let no_nulls =
-            users.null_count() == 0 && items.null_count() == 0 && values.null_count() == 0;
-        self.users.reserve(batch.num_rows());
-        self.items.reserve(batch.num_rows());
-        self.values.reserve(batch.num_rows());
-        if no_nulls {
-            for ((u, i), r) in users
-                .values()
-                .iter()
-                .zip(items.values())
-                .zip(values.values())
-            {
-                self.push(*u, *i, *r);
+        let hours = columns
+            .hours
+            .as_deref()
+            .map(|c| hours_values(batch, c))
+            .transpose()?;
+        let days = columns
+            .date
+            .as_deref()
+            .map(|c| date_values(batch, c))
+            .transpose()?;
+        let n = batch.num_rows();
+        self.users.reserve(n);
+        self.items.reserve(n);
+        self.values.reserve(n);
+        self.hours.reserve(n);
+        self.days.reserve(n);
+        for row in 0..n {
+            if users.is_null(row) || items.is_null(row) || values.is_null(row) {
+                self.skipped += 1;
+                continue;
             }
-        } else {
-            for row in 0..batch.num_rows() {
-                if users.is_null(row) || items.is_null(row) || values.is_null(row) {
-                    self.skipped += 1;
-                } else {
-                    self.push(users.value(row), items.value(row), values.value(row));
-                }
-            }
+            let h = match &hours {
+                Some(h) if h.is_valid(row) => h.value(row),
+                _ => 0.0,
+            };
+            let d = match &days {
+                Some(d) if d.is_valid(row) => Some(d.value(row)),
+                _ => None,
+            };
+            self.push_review(users.value(row), items.value(row), values.value(row), h, d);
         }
         Ok(())
     }
@@ -151,6 +227,24 @@ impl Ratings {
     /// Whether there are no ratings.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
+    }
+
+    /// The hours played, one per rating (0 where unknown).
+    pub fn hours(&self) -> &[f32] {
+        &self.hours
+    }
+
+    /// The review dates in days since the epoch, one per rating (`None` where unknown).
+    pub fn day(&self, k: usize) -> Option<i32> {
+        self.days.get(k).copied().filter(|d| *d != NO_DATE)
+    }
+
+    fn copy_row(&self, k: usize, into: &mut Ratings) {
+        into.users.push(self.users[k]);
+        into.items.push(self.items[k]);
+        into.values.push(self.values[k]);
+        into.hours.push(self.hours[k]);
+        into.days.push(self.days[k]);
     }
 
     /// Rows left out because a user, item or rating was null or a rating was not finite.
@@ -173,6 +267,39 @@ impl Ratings {
         &self.values
     }
 
+    /// The ratings as one batch with the columns of `columns`: user and item (Int32), rating,
+    /// hours (Float32) and date (Date32, null where unknown), so that another tool can train on
+    /// the same split.
+    pub fn to_batch(&self, columns: &RatingColumns) -> Result<RecordBatch> {
+        use arrow::array::{ArrayRef, Date32Array, Float32Array, Int32Array};
+        use arrow::datatypes::{Field, Schema};
+        let mut fields = vec![
+            Field::new(&columns.user, DataType::Int32, false),
+            Field::new(&columns.item, DataType::Int32, false),
+            Field::new(&columns.rating, DataType::Float32, false),
+        ];
+        let mut arrays: Vec<ArrayRef> = vec![
+            std::sync::Arc::new(Int32Array::from(self.users.clone())),
+            std::sync::Arc::new(Int32Array::from(self.items.clone())),
+            std::sync::Arc::new(Float32Array::from(self.values.clone())),
+        ];
+        if let Some(hours) = &columns.hours {
+            fields.push(Field::new(hours, DataType::Float32, false));
+            arrays.push(std::sync::Arc::new(Float32Array::from(self.hours.clone())));
+        }
+        if let Some(date) = &columns.date {
+            fields.push(Field::new(date, DataType::Date32, true));
+            let days: Date32Array = self
+                .days
+                .iter()
+                .map(|d| (*d != NO_DATE).then_some(*d))
+                .collect();
+            arrays.push(std::sync::Arc::new(days));
+        }
+        RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), arrays)
+            .map_err(|e| Error::arrow("ratings as a batch", e))
+    }
+
     /// Splits the ratings at random, each one independently, into (kept, held out) with
     /// `holdout` the expected fraction held out, as Spark's `randomSplit` does. Deterministic for
     /// a seed and an input order. `holdout` must be in [0, 1).
@@ -192,12 +319,39 @@ impl Ratings {
             } else {
                 &mut kept
             };
-            into.users.push(self.users[k]);
-            into.items.push(self.items[k]);
-            into.values.push(self.values[k]);
+            self.copy_row(k, into);
         }
         kept.skipped = self.skipped;
         Ok((kept, held))
+    }
+
+    /// Holds out each user's most recent review, as production would (train on the past, predict
+    /// the next): the one with the latest date, the later in input order among equal dates (an
+    /// unknown date is earlier than every known one). Users with a single review keep it: holding
+    /// it out would leave nothing to learn the user from. Returns (kept, held out).
+    pub fn split_latest(&self) -> (Ratings, Ratings) {
+        let mut latest: std::collections::HashMap<i32, (usize, usize)> =
+            std::collections::HashMap::new();
+        for k in 0..self.len() {
+            let e = latest.entry(self.users[k]).or_insert((k, 0));
+            if (self.days[k], k) >= (self.days[e.0], e.0) {
+                e.0 = k;
+            }
+            e.1 += 1;
+        }
+        let mut held_rows = vec![false; self.len()];
+        for (row, count) in latest.values() {
+            if *count > 1 {
+                held_rows[*row] = true;
+            }
+        }
+        let mut kept = Ratings::new();
+        let mut held = Ratings::new();
+        for (k, held_row) in held_rows.iter().enumerate() {
+            self.copy_row(k, if *held_row { &mut held } else { &mut kept });
+        }
+        kept.skipped = self.skipped;
+        (kept, held)
     }
 }
 
@@ -209,6 +363,15 @@ mod tests {
     use arrow::datatypes::{Field, Schema};
 
     use super::*;
+
+    /// The three columns only.
+    fn bare() -> RatingColumns {
+        RatingColumns {
+            hours: None,
+            date: None,
+            ..RatingColumns::default()
+        }
+    }
 
     fn batch(
         users: Vec<Option<i64>>,
@@ -239,7 +402,7 @@ mod tests {
             vec![Some(10), Some(11), Some(12), Some(13)],
             vec![Some(true), Some(false), Some(true), None],
         );
-        r.extend_from_batch(&b, &RatingColumns::default()).unwrap();
+        r.extend_from_batch(&b, &bare()).unwrap();
         assert_eq!(r.users(), &[1, 2]);
         assert_eq!(r.items(), &[10, 11]);
         assert_eq!(r.values(), &[1.0, 0.0]);
@@ -252,7 +415,7 @@ mod tests {
         let b = batch(vec![Some(1)], vec![Some(1)], vec![Some(true)]);
         let columns = RatingColumns {
             rating: "stars".into(),
-            ..RatingColumns::default()
+            ..bare()
         };
         let e = r.extend_from_batch(&b, &columns).unwrap_err().to_string();
         assert!(e.contains("stars"), "{e}");
@@ -271,10 +434,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let e = r
-            .extend_from_batch(&b, &RatingColumns::default())
-            .unwrap_err()
-            .to_string();
+        let e = r.extend_from_batch(&b, &bare()).unwrap_err().to_string();
         assert!(e.contains("user_id") && e.contains("integer"), "{e}");
     }
 
@@ -282,10 +442,7 @@ mod tests {
     fn ids_out_of_int32_range_are_an_error() {
         let mut r = Ratings::new();
         let b = batch(vec![Some(1 << 40)], vec![Some(1)], vec![Some(true)]);
-        let e = r
-            .extend_from_batch(&b, &RatingColumns::default())
-            .unwrap_err()
-            .to_string();
+        let e = r.extend_from_batch(&b, &bare()).unwrap_err().to_string();
         assert!(e.contains("user_id"), "{e}");
         assert!(r.is_empty());
     }
@@ -307,5 +464,86 @@ mod tests {
         assert_ne!(b, b3);
         let e = r.split(1.0, 1).unwrap_err().to_string();
         assert!(e.contains("1"), "{e}");
+    }
+
+    #[test]
+    fn reads_hours_and_dates_and_names_a_missing_one() {
+        use arrow::array::{Date32Array, Float64Array};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("user_id", DataType::Int32, false),
+            Field::new("game_id", DataType::Int32, false),
+            Field::new("recommendation", DataType::Boolean, false),
+            Field::new("hours_played", DataType::Float64, true),
+            Field::new("date", DataType::Date32, true),
+        ]));
+        let b = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(vec![1, 1, 2])),
+                Arc::new(Int32Array::from(vec![5, 6, 5])),
+                Arc::new(BooleanArray::from(vec![true, false, true])),
+                Arc::new(Float64Array::from(vec![Some(12.5), None, Some(-3.0)])),
+                Arc::new(Date32Array::from(vec![Some(19000), None, Some(19001)])),
+            ],
+        )
+        .unwrap();
+        let mut r = Ratings::new();
+        r.extend_from_batch(&b, &RatingColumns::default()).unwrap();
+        assert_eq!(r.hours(), &[12.5, 0.0, 0.0]);
+        assert_eq!(
+            (r.day(0), r.day(1), r.day(2)),
+            (Some(19000), None, Some(19001))
+        );
+        let columns = RatingColumns {
+            hours: Some("playtime".into()),
+            ..RatingColumns::default()
+        };
+        let e = r.extend_from_batch(&b, &columns).unwrap_err().to_string();
+        assert!(e.contains("playtime"), "{e}");
+        let columns = RatingColumns {
+            date: Some("hours_played".into()),
+            ..RatingColumns::default()
+        };
+        let e = r.extend_from_batch(&b, &columns).unwrap_err().to_string();
+        assert!(e.contains("hours_played") && e.contains("Date32"), "{e}");
+    }
+
+    #[test]
+    fn split_latest_holds_out_each_users_last_review() {
+        let mut r = Ratings::new();
+        r.push_review(1, 10, 1.0, 1.0, Some(5));
+        r.push_review(1, 11, 1.0, 1.0, Some(9)); // user 1's latest
+        r.push_review(1, 12, 0.0, 1.0, Some(7));
+        r.push_review(2, 10, 1.0, 1.0, Some(3)); // user 2's only review stays
+        r.push_review(3, 10, 1.0, 1.0, Some(4));
+        r.push_review(3, 13, 1.0, 1.0, Some(4)); // a tie: the later row
+        r.push_review(4, 14, 1.0, 1.0, Some(1)); // a known date beats an unknown one
+        r.push_review(4, 15, 1.0, 1.0, None);
+        let (kept, held) = r.split_latest();
+        let mut out: Vec<(i32, i32)> = held
+            .users()
+            .iter()
+            .zip(held.items())
+            .map(|(u, i)| (*u, *i))
+            .collect();
+        out.sort();
+        assert_eq!(out, vec![(1, 11), (3, 13), (4, 14)]);
+        assert_eq!(kept.len() + held.len(), r.len());
+        assert_eq!(kept.users(), &[1, 1, 2, 3, 4]);
+        assert_eq!(held.day(0), Some(9));
+    }
+
+    #[test]
+    fn a_batch_of_ratings_reads_back_the_same() {
+        let mut r = Ratings::new();
+        r.push_review(1, 10, 1.0, 2.5, Some(5));
+        r.push_review(2, 11, 0.0, 0.0, None);
+        let batch = r.to_batch(&RatingColumns::default()).unwrap();
+        assert_eq!(batch.num_columns(), 5);
+        let mut back = Ratings::new();
+        back.extend_from_batch(&batch, &RatingColumns::default())
+            .unwrap();
+        assert_eq!(back, r);
+        assert_eq!(r.to_batch(&bare()).unwrap().num_columns(), 3);
     }
 }

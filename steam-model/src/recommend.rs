@@ -1,4 +1,6 @@
-//! Top-k recommendations for every user, as Spark ML's `recommendForAllUsers` returns them.
+//! Top-k recommendations for every user, in the results schema of Spark ML's
+//! `recommendForAllUsers`: over every game (Spark's semantics) or over the games each user has not
+//! reviewed.
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use steam_core::recommendations_schema;
 use steam_core::{Error, Result};
 
 use crate::als::AlsModel;
+use crate::ratings::Ratings;
 
 /// Users scored together in one matrix product.
 const BLOCK: usize = 512;
@@ -64,7 +67,8 @@ impl AlsModel {
     }
 
     /// The top `k` items of every user, over all items (items the user already rated included,
-    /// as in Spark), in batches of up to `batch_users` users, ordered by user id:
+    /// as in Spark; see [`AlsModel::recommend_unseen`]), in batches of up to `batch_users` users,
+    /// ordered by user id:
     /// [`recommendations_schema`] (`user_id`, `recommendations` list of (`game_id`, `rating`),
     /// best first). Scores are f32 dot products; ties go to the lower item id.
     pub fn recommend_for_all_users(
@@ -76,11 +80,34 @@ impl AlsModel {
         let n = self.users.len();
         (0..n.div_ceil(batch_users)).map(move |b| {
             let range = b * batch_users..((b + 1) * batch_users).min(n);
-            self.recommend_batch(range, k)
+            self.recommend_batch(range, k, None)
         })
     }
 
-    fn recommend_batch(&self, users: std::ops::Range<usize>, k: usize) -> Result<RecordBatch> {
+    /// [`AlsModel::recommend_for_all_users`] over the games each user has not reviewed in
+    /// `train` (the training data): a user is never recommended a game it already reviewed. A
+    /// user who reviewed every game gets an empty list.
+    pub fn recommend_unseen<'a>(
+        &'a self,
+        train: &Ratings,
+        k: usize,
+        batch_users: usize,
+    ) -> impl Iterator<Item = Result<RecordBatch>> + 'a {
+        let seen = Seen::new(self, train);
+        let batch_users = batch_users.max(1);
+        let n = self.users.len();
+        (0..n.div_ceil(batch_users)).map(move |b| {
+            let range = b * batch_users..((b + 1) * batch_users).min(n);
+            self.recommend_batch(range, k, Some(&seen))
+        })
+    }
+
+    fn recommend_batch(
+        &self,
+        users: std::ops::Range<usize>,
+        k: usize,
+        seen: Option<&Seen>,
+    ) -> Result<RecordBatch> {
         let blocks: Vec<std::ops::Range<usize>> = users
             .clone()
             .step_by(BLOCK)
@@ -92,7 +119,10 @@ impl AlsModel {
             .flat_map_iter(|block| {
                 let scores = self.scores(&items, block.clone());
                 (0..block.len())
-                    .map(|c| top_k(scores.column(c).as_slice(), k, &[]))
+                    .map(|c| {
+                        let skip = seen.map(|s| s.of(block.start + c)).unwrap_or(&[]);
+                        top_k(scores.column(c).as_slice(), k, skip)
+                    })
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -107,6 +137,41 @@ impl AlsModel {
         let ratings: Float32Array = tops.iter().flatten().map(|(_, s)| *s).collect();
         let schema = recommendations_schema();
         build(schema, user_ids, offsets, game_ids, ratings)
+    }
+}
+
+/// The items each user of a model reviewed in some ratings: dense item indices, sorted, grouped
+/// by dense user index.
+struct Seen {
+    offsets: Vec<usize>,
+    items: Vec<usize>,
+}
+
+impl Seen {
+    fn new(model: &AlsModel, ratings: &Ratings) -> Self {
+        let mut pairs: Vec<(usize, usize)> = ratings
+            .users()
+            .par_iter()
+            .zip(ratings.items())
+            .filter_map(|(u, i)| Some((model.users.get(*u)?, model.items.get(*i)?)))
+            .collect();
+        pairs.par_sort_unstable();
+        pairs.dedup();
+        let mut offsets = vec![0usize; model.users.len() + 1];
+        for (u, _) in &pairs {
+            offsets[u + 1] += 1;
+        }
+        for u in 0..model.users.len() {
+            offsets[u + 1] += offsets[u];
+        }
+        Seen {
+            offsets,
+            items: pairs.into_iter().map(|(_, i)| i).collect(),
+        }
+    }
+
+    fn of(&self, user: usize) -> &[usize] {
+        &self.items[self.offsets[user]..self.offsets[user + 1]]
     }
 }
 
@@ -146,7 +211,7 @@ mod tests {
     use arrow::datatypes::{Float32Type, Int32Type};
 
     use super::*;
-    use crate::{AlsParams, Ratings};
+    use crate::AlsParams;
 
     #[test]
     fn top_k_orders_by_score_then_item() {
@@ -182,7 +247,7 @@ mod tests {
             let i = rng.i32(0..40) + 100;
             r.push(u, i, rng.u8(0..2) as f32);
         }
-        let model = AlsModel::fit(&r, &AlsParams::default()).unwrap();
+        let model = AlsModel::fit(&r, &AlsParams::spark_explicit()).unwrap();
         let batches: Vec<RecordBatch> = model
             .recommend_for_all_users(10, 300)
             .collect::<Result<_>>()
@@ -248,7 +313,7 @@ mod tests {
         r.push(1, 10, 1.0);
         r.push(2, 11, 0.0);
         r.push(1, 12, 1.0);
-        let model = AlsModel::fit(&r, &AlsParams::default()).unwrap();
+        let model = AlsModel::fit(&r, &AlsParams::spark_explicit()).unwrap();
         let b = model
             .recommend_for_all_users(10, 100)
             .next()
@@ -256,5 +321,65 @@ mod tests {
             .unwrap();
         assert_eq!(b.num_rows(), 2);
         assert_eq!(b.column(1).as_list::<i32>().value(0).len(), 3);
+    }
+
+    #[test]
+    fn unseen_recommendations_leave_out_reviewed_games() {
+        let mut rng = fastrand::Rng::with_seed(8);
+        let mut r = Ratings::new();
+        for _ in 0..4000 {
+            r.push_review(
+                rng.i32(0..300),
+                rng.i32(0..30),
+                1.0,
+                rng.f32() * 100.0,
+                None,
+            );
+        }
+        let model = AlsModel::fit(
+            &r,
+            &AlsParams {
+                reg_param: 0.1,
+                ..AlsParams::default()
+            },
+        )
+        .unwrap();
+        let mut reviewed: std::collections::HashMap<i32, Vec<i32>> = Default::default();
+        for (u, i) in r.users().iter().zip(r.items()) {
+            reviewed.entry(*u).or_default().push(*i);
+        }
+        let mut users = 0;
+        for b in model.recommend_unseen(&r, 10, 64) {
+            let b = b.unwrap();
+            let ids = b.column(0).as_primitive::<Int32Type>();
+            let lists = b.column(1).as_list::<i32>();
+            for row in 0..b.num_rows() {
+                users += 1;
+                let user = ids.value(row);
+                let games = lists.value(row);
+                let games = games
+                    .as_struct()
+                    .column(0)
+                    .as_primitive::<Int32Type>()
+                    .clone();
+                let seen = &reviewed[&user];
+                let unseen = 30 - {
+                    let mut s = seen.clone();
+                    s.sort_unstable();
+                    s.dedup();
+                    s.len()
+                };
+                assert_eq!(games.len(), unseen.min(10));
+                // The best unseen games by the model's scores, in order.
+                let mut all: Vec<(i32, f32)> = (0..30)
+                    .filter(|i| !seen.contains(i))
+                    .map(|i| (i, model.predict(user, i).unwrap()))
+                    .collect();
+                all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                let want: Vec<i32> = all.iter().take(10).map(|(i, _)| *i).collect();
+                assert_eq!(games.values().to_vec(), want);
+            }
+        }
+        assert_eq!(users, model.num_users());
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod evaluate;
 /// Fetching the real raw files: the hub connector ([`steam_connectors::hub`]).
 pub use steam_connectors::hub as download;
 pub mod generate;
@@ -32,6 +33,9 @@ pub use config::{
     load_dotenv, read_dotenv, ConfigFile, LakeProfile, MongoProfile, PostgresProfile, Profile,
 };
 pub use download::{download, DownloadOptions, DownloadSummary, FileDownload};
+pub use evaluate::{
+    evaluate, tune_reviews, EvaluateOptions, EvaluateReport, EvaluateRow, TuneOptions, TuneReport,
+};
 pub use generate::{generate, GenerateOptions, Generated};
 pub use postgres_init::{postgres_init, InitInput};
 pub use process::{process, ProcessOptions};

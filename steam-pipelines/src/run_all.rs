@@ -12,7 +12,6 @@ use steam_connectors::lake::Lake;
 use steam_connectors::mongodb::MongoConfig;
 use steam_connectors::postgres::PostgresConfig;
 use steam_core::{Result, RunSummary, StageSummary, Table};
-use steam_model::AlsParams;
 
 use crate::{
     generate, postgres_init, process, serving, source_to_lake, train, GenerateOptions, InitInput,
@@ -57,9 +56,8 @@ pub struct RunAllOptions {
     pub collection: String,
     /// The run date: the conformed partition written and trained on.
     pub date: NaiveDate,
-    /// ALS parameters.
-    pub als: AlsParams,
-    /// Fraction of ratings held out for evaluation.
+    /// Fraction of ratings held out at random for evaluation. The model is chosen by tuning on a
+    /// validation split of the rest (see [`TrainOptions::new`]).
     pub holdout: f64,
     /// Show a spinner per stage on stderr (drawn only when stderr is a terminal).
     pub progress: bool,
@@ -163,23 +161,29 @@ impl fmt::Display for RunAllReport {
             self.served()
         )?;
         writeln!(f)?;
-        let held = self
-            .train
-            .test_rmse
-            .map_or_else(|| "-".into(), |r| format!("{:.4}", r.rmse));
-        let precision = self
-            .train
-            .precision
-            .map_or_else(|| "-".into(), |p| format!("{:.4}", p.precision));
+        let chosen = if self.train.tuning.is_some() {
+            "chosen by tuning"
+        } else {
+            "given"
+        };
         writeln!(
             f,
-            "ALS: {} users, {} games, {} ratings; train RMSE {:.4}, held-out RMSE {held}, \
-             precision@10 {precision}",
-            self.train.users,
-            self.train.items,
-            self.train.train_ratings,
-            self.train.train_rmse.rmse
+            "ALS: {} users, {} games, {} ratings; model ({chosen}): {}",
+            self.train.users, self.train.items, self.train.train_ratings, self.train.params
         )?;
+        if let Some((m, pop)) = &self.train.metrics {
+            writeln!(
+                f,
+                "held out: precision@{k} {:.4}, NDCG@{k} {:.4} (popularity baseline {:.4}, {:.4}); \
+                 model file {}",
+                m.precision,
+                m.ndcg,
+                pop.precision,
+                pop.ndcg,
+                self.train.model_file,
+                k = m.k
+            )?;
+        }
         writeln!(f)?;
         writeln!(f, "{:<28} {:>9}", "stage", "seconds")?;
         for s in &self.stages {
@@ -277,7 +281,6 @@ pub async fn run_all(options: &RunAllOptions) -> Result<RunAllReport> {
         options.results.clone(),
     );
     train_options.date = Some(options.date);
-    train_options.params = options.als.clone();
     train_options.holdout = options.holdout;
     let trained = stage(&mut stages, p, "train", "ALS", train(&train_options)).await?;
     let served = stage(

@@ -1,5 +1,7 @@
 //! Offline training: ALS on games_reviews from the lake → user_recommendations in the lake (the
-//! reference's Spark ML notebook).
+//! reference's Spark ML notebook), by default the implicit-feedback model chosen on a validation
+//! split, recommending only games the user has not reviewed; the chosen model and its evaluation
+//! are written beside the results.
 
 use std::fmt;
 use std::time::Instant;
@@ -12,9 +14,9 @@ use steam_core::{
     Error, Result, RunSummary, Sink, StageSummary, TableRef, WriteMode, WriteSummary,
 };
 use steam_model::{
-    recommendations_schema, AlsModel, AlsParams, PrecisionAtK, RatingColumns, Ratings, Rmse,
+    default_grid, recommendations_schema, tune, AlsModel, AlsParams, Feedback, Holdout, Popularity,
+    RankingMetrics, RatingColumns, Ratings, Rmse, Split, SplitKind, Tuning,
 };
-
 /// The reference's results bucket.
 pub const DEFAULT_RESULTS_LAKE: &str = "gs://inference_games_results";
 
@@ -30,35 +32,76 @@ pub struct TrainOptions {
     pub reviews: Lake,
     /// With a conformed table: the partition to read [default: the latest].
     pub date: Option<NaiveDate>,
-    /// The rating columns [default: games_reviews' `user_id`, `game_id`, `recommendation`].
+    /// The rating columns [default: games_reviews' `user_id`, `game_id`, `recommendation`,
+    /// `hours_played`, `date`].
     pub columns: RatingColumns,
     /// Held-out ratings to evaluate on, read like [`TrainOptions::reviews`]; when given, the model
-    /// is trained on all of `reviews` and [`TrainOptions::holdout`] is not used.
+    /// is trained on all of `reviews` and [`TrainOptions::split`] is not used for evaluation.
     pub test: Option<Lake>,
-    /// The fraction of `reviews` held out at random for evaluation (the model is trained on the
-    /// rest); 0 trains on everything and evaluates on the training ratings only.
+    /// How reviews are held out for evaluation (and, within the training reviews, for tuning).
+    pub split: SplitKind,
+    /// With a random split: the fraction of `reviews` held out for evaluation (the model is
+    /// trained on the rest); 0 trains on everything and evaluates nothing.
     pub holdout: f64,
-    /// ALS parameters; the seed also drives the split.
+    /// ALS parameters (the seed also drives the splits). With [`TrainOptions::tune`], only the
+    /// iterations and the seed are used.
     pub params: AlsParams,
-    /// Recommendations per user.
+    /// Choose the model by [`steam_model::tune`] over [`steam_model::default_grid`] on a
+    /// validation split of the training reviews, then fit it on all of them.
+    pub tune: bool,
+    /// Recommend games the user already reviewed too, as Spark's `recommendForAllUsers` does
+    /// [default: only games the user has not reviewed].
+    pub include_seen: bool,
+    /// Recommendations per user, and the k of the metrics.
     pub top_k: usize,
-    /// Where user_recommendations goes: one Parquet object, replaced whole.
+    /// Where user_recommendations goes: one Parquet object, replaced whole. The chosen model,
+    /// parameters and metrics go beside it, to `<name>.model.json`.
     pub out: Lake,
 }
 
 impl TrainOptions {
-    /// The reference's training: rank 10, 10 iterations, regParam 0.1, 20% held out, top 10.
+    /// The default training: the model chosen by tuning, 20% held out at random for evaluation,
+    /// unseen games only, top 10.
     pub fn new(reviews: Lake, out: Lake) -> Self {
         TrainOptions {
             reviews,
             date: None,
             columns: RatingColumns::default(),
             test: None,
+            split: SplitKind::Random,
             holdout: 0.2,
             params: AlsParams::default(),
+            tune: true,
+            include_seen: false,
             top_k: 10,
             out,
         }
+    }
+
+    /// The reference's training: Spark's explicit ALS with its parameters, no tuning, every game
+    /// recommended (seen ones included).
+    pub fn reference(reviews: Lake, out: Lake) -> Self {
+        TrainOptions {
+            params: AlsParams::spark_explicit(),
+            tune: false,
+            include_seen: true,
+            ..TrainOptions::new(reviews, out)
+        }
+    }
+
+    fn evaluation_split(&self) -> Split {
+        self.split.with(self.holdout, self.params.seed)
+    }
+
+    /// The split of the training reviews that tuning validates on: the evaluation's kind, a
+    /// fifth held out if random, another seed.
+    fn validation_split(&self) -> Split {
+        let holdout = if self.holdout > 0.0 {
+            self.holdout
+        } else {
+            0.2
+        };
+        self.split.with(holdout, self.params.seed.wrapping_add(1))
     }
 }
 
@@ -67,25 +110,36 @@ impl TrainOptions {
 pub struct TrainReport {
     /// The object or partition the ratings were read from.
     pub input: String,
+    /// The split evaluated on, if any (`None` with a separate test set or nothing held out).
+    pub split: Option<Split>,
     /// Ratings trained on.
     pub train_ratings: usize,
     /// Ratings held out.
     pub held_out_ratings: usize,
     /// Input rows left out: null user, item or rating.
     pub skipped_rows: u64,
+    /// The parameters of the model trained.
+    pub params: AlsParams,
+    /// The tuning that chose them, if they were chosen.
+    pub tuning: Option<Tuning>,
     /// Users with factors.
     pub users: usize,
     /// Items with factors.
     pub items: usize,
-    /// RMSE on the training ratings.
-    pub train_rmse: Rmse,
-    /// RMSE on the held-out ratings, if any.
+    /// Explicit model: RMSE on the training ratings.
+    pub train_rmse: Option<Rmse>,
+    /// Explicit model: RMSE on the held-out ratings, if any.
     pub test_rmse: Option<Rmse>,
-    /// Precision@k on the held-out ratings (relevant: a recommendation), if any.
-    pub precision: Option<PrecisionAtK>,
+    /// Ranking metrics at k on the held-out reviews (relevant: a held-out recommendation), of
+    /// the model and of the popularity baseline, if any were held out.
+    pub metrics: Option<(RankingMetrics, RankingMetrics)>,
+    /// Whether the results include games the user reviewed.
+    pub include_seen: bool,
     /// The results written.
     pub written: WriteSummary,
-    /// Seconds per stage: read, fit, evaluate, recommend (with the write).
+    /// Where the model description was written.
+    pub model_file: String,
+    /// Seconds per stage: read, tune, fit, evaluate, recommend (with the write).
     pub stages: Vec<StageSummary>,
 }
 
@@ -98,6 +152,103 @@ impl TrainReport {
             ..RunSummary::default()
         }
     }
+
+    /// The model's precision@k on the held-out reviews, if evaluated.
+    pub fn precision(&self) -> Option<f64> {
+        self.metrics.map(|(m, _)| m.precision)
+    }
+
+    /// What is written beside the results: the model, its parameters, how they were chosen, and
+    /// the metrics.
+    pub fn model_json(&self) -> serde_json::Value {
+        let p = &self.params;
+        let mut model = serde_json::json!({
+            "model": p.feedback.to_string(),
+            "rank": p.rank,
+            "iterations": p.iterations,
+            "reg_param": p.reg_param,
+            "seed": p.seed,
+        });
+        if p.feedback == Feedback::Implicit {
+            model["alpha"] = p.alpha.into();
+            model["confidence"] = p.confidence.to_string().into();
+        }
+        serde_json::json!({
+            "params": model,
+            "chosen_by": match &self.tuning {
+                Some(t) => serde_json::json!({
+                    "tune": {
+                        "metric": format!("ndcg@{}", t.chosen().metrics.k),
+                        "fit_reviews": t.fit_reviews,
+                        "validation_reviews": t.validation_reviews,
+                        "validation_users": t.validation_users,
+                        "candidates": t.candidates.iter().map(|c| serde_json::json!({
+                            "params": c.params.to_string(),
+                            "metrics": metrics_json(&c.metrics),
+                            "fit_seconds": c.fit_seconds,
+                        })).collect::<Vec<_>>(),
+                    }
+                }),
+                None => "given".into(),
+            },
+            "input": self.input,
+            "train_reviews": self.train_ratings,
+            "held_out_reviews": self.held_out_ratings,
+            "split": self.split.map(|s| s.to_string()),
+            "include_seen": self.include_seen,
+            "evaluation": self.metrics.map(|(m, pop)| serde_json::json!({
+                "model": metrics_json(&m),
+                "popularity": metrics_json(&pop),
+            })),
+        })
+    }
+}
+
+fn metrics_json(m: &RankingMetrics) -> serde_json::Value {
+    let num = |v: f64| {
+        if v.is_finite() {
+            v.into()
+        } else {
+            serde_json::Value::Null
+        }
+    };
+    serde_json::json!({
+        "k": m.k,
+        "precision": num(m.precision),
+        "recall": num(m.recall),
+        "ndcg": num(m.ndcg),
+        "map": num(m.map),
+        "coverage": num(m.coverage),
+        "users": m.users,
+    })
+}
+
+/// One table row of ranking metrics.
+pub(crate) fn metrics_row(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    m: &RankingMetrics,
+) -> fmt::Result {
+    writeln!(
+        f,
+        "{:<22} {:>9.4} {:>9.4} {:>9.4} {:>9.4} {:>9.4} {:>9}",
+        name, m.precision, m.recall, m.ndcg, m.map, m.coverage, m.users
+    )
+}
+
+/// The header of [`metrics_row`]s at `k`.
+pub(crate) fn metrics_header(f: &mut fmt::Formatter<'_>, first: &str, k: usize) -> fmt::Result {
+    writeln!(
+        f,
+        "{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        first,
+        format!("prec@{k}"),
+        format!("recall@{k}"),
+        format!("ndcg@{k}"),
+        format!("map@{k}"),
+        "coverage",
+        "users"
+    )
 }
 
 impl fmt::Display for TrainReport {
@@ -108,12 +259,28 @@ impl fmt::Display for TrainReport {
             "ratings          {} trained on, {} held out, {} rows skipped (null values)",
             self.train_ratings, self.held_out_ratings, self.skipped_rows
         )?;
+        if let Some(s) = &self.split {
+            writeln!(f, "split            {s}")?;
+        }
+        if let Some(t) = &self.tuning {
+            writeln!(
+                f,
+                "tuned            {} candidates on a validation split of the training reviews \
+                 ({} users), best NDCG@{}",
+                t.candidates.len(),
+                t.validation_users,
+                t.chosen().metrics.k
+            )?;
+        }
+        writeln!(f, "model            {}", self.params)?;
         writeln!(
             f,
             "factors          {} users, {} items",
             self.users, self.items
         )?;
-        writeln!(f, "train RMSE       {:.4}", self.train_rmse.rmse)?;
+        if let Some(r) = &self.train_rmse {
+            writeln!(f, "train RMSE       {:.4}", r.rmse)?;
+        }
         if let Some(t) = &self.test_rmse {
             writeln!(
                 f,
@@ -121,18 +288,25 @@ impl fmt::Display for TrainReport {
                 t.rmse, t.predicted, t.dropped
             )?;
         }
-        if let Some(p) = &self.precision {
-            writeln!(
-                f,
-                "precision@{:<6} {:.4} ({} users)",
-                p.k, p.precision, p.users
-            )?;
+        if let Some((m, pop)) = &self.metrics {
+            writeln!(f)?;
+            metrics_header(f, "held-out", m.k)?;
+            metrics_row(f, "model", m)?;
+            metrics_row(f, "popularity", pop)?;
+            writeln!(f)?;
         }
         writeln!(
             f,
-            "written          {} rows, {} bytes",
-            self.written.rows, self.written.bytes
+            "written          {} rows, {} bytes ({})",
+            self.written.rows,
+            self.written.bytes,
+            if self.include_seen {
+                "every game"
+            } else {
+                "games the user has not reviewed"
+            }
         )?;
+        writeln!(f, "model file       {}", self.model_file)?;
         for s in &self.stages {
             writeln!(f, "  {:<14} {:>8.2} s", s.stage, s.seconds)?;
         }
@@ -143,14 +317,11 @@ impl fmt::Display for TrainReport {
 /// A fitted model and its evaluation.
 struct Fitted {
     model: AlsModel,
-    train_rmse: Rmse,
+    tuning: Option<Tuning>,
+    train_rmse: Option<Rmse>,
     test_rmse: Option<Rmse>,
-    precision: Option<PrecisionAtK>,
-    train_len: usize,
-    held_len: usize,
-    skipped: u64,
-    fit_seconds: f64,
-    evaluate_seconds: f64,
+    metrics: Option<(RankingMetrics, RankingMetrics)>,
+    stages: Vec<StageSummary>,
 }
 
 /// Reads the ratings of `lake` (see [`TrainOptions::reviews`]), only the three columns.
@@ -160,11 +331,7 @@ pub async fn read_ratings(
     columns: &RatingColumns,
 ) -> Result<(String, Ratings)> {
     let lake = lake.snapshot(date).await?;
-    let source = LakeSource::objects(&lake).await?.select(&[
-        columns.user.as_str(),
-        columns.item.as_str(),
-        columns.rating.as_str(),
-    ])?;
+    let source = LakeSource::objects(&lake).await?.select(&columns.names())?;
     let mut stream = steam_core::Source::read(&source).await?;
     let mut ratings = Ratings::new();
     while let Some(batch) = stream.next().await {
@@ -179,76 +346,126 @@ pub async fn read_ratings(
     Ok((lake.url().to_owned(), ratings))
 }
 
-/// Trains ALS on the ratings, evaluates it, and writes every user's top k to
-/// [`TrainOptions::out`] as one Parquet object of
-/// [`steam_model::recommendations_schema`] (Spark's `recommendForAllUsers` output), streamed
-/// while it is computed and replaced only when complete.
+/// Fits the model of `options` on `train_set` (tuning first if asked) and evaluates it on
+/// `held_out` (if not empty): CPU work, run off the async runtime.
+fn fit_and_evaluate(
+    options: &TrainOptions,
+    train_set: &Ratings,
+    held_out: &Ratings,
+) -> Result<Fitted> {
+    let mut stages = Vec::new();
+    let (params, tuning) = if options.tune {
+        let t = Instant::now();
+        let tuning = tune(
+            train_set,
+            &default_grid(&options.params),
+            &options.validation_split(),
+            options.top_k,
+        )?;
+        stages.push(StageSummary::since("tune", t));
+        (tuning.chosen().params.clone(), Some(tuning))
+    } else {
+        (options.params.clone(), None)
+    };
+    let t = Instant::now();
+    let model = AlsModel::fit(train_set, &params)?;
+    stages.push(StageSummary::since("fit", t));
+    let t = Instant::now();
+    let explicit = params.feedback == Feedback::Explicit;
+    let train_rmse = explicit.then(|| model.rmse(train_set));
+    let (test_rmse, metrics) = if held_out.is_empty() {
+        (None, None)
+    } else {
+        let holdout = Holdout::new(train_set, held_out);
+        let ours = holdout.evaluate(&model, options.top_k);
+        let popular = holdout.evaluate(&Popularity::fit(train_set), options.top_k);
+        (
+            explicit.then(|| model.rmse(held_out)),
+            Some((ours, popular)),
+        )
+    };
+    stages.push(StageSummary::since("evaluate", t));
+    Ok(Fitted {
+        model,
+        tuning,
+        train_rmse,
+        test_rmse,
+        metrics,
+        stages,
+    })
+}
+
+/// Where the model description of results object `out` goes: beside it, `<name>.model.json`
+/// (`<name>` without its `.parquet`).
+pub fn model_file(out: &Lake) -> (object_store::path::Path, String) {
+    let object = out.path(&[]);
+    let name = object
+        .as_ref()
+        .strip_suffix(".parquet")
+        .unwrap_or(object.as_ref());
+    let path = object_store::path::Path::from(format!("{name}.model.json"));
+    let url = out.url();
+    let url = url.strip_suffix(".parquet").unwrap_or(url);
+    (path, format!("{url}.model.json"))
+}
+
+/// Trains ALS on the ratings (by default: tuning picks the model, see [`TrainOptions`]),
+/// evaluates it against the popularity baseline, writes every user's top k to
+/// [`TrainOptions::out`] as one Parquet object of [`steam_model::recommendations_schema`]
+/// (Spark's `recommendForAllUsers` output), streamed while it is computed and replaced only when
+/// complete, then the model description beside it ([`model_file`]).
 pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
     let mut stages = Vec::new();
 
     let t = Instant::now();
     let (input, all) = read_ratings(&options.reviews, options.date, &options.columns).await?;
-    let (train_set, held_out) = match &options.test {
+    let (train_set, held_out, split) = match &options.test {
         Some(test) => {
             let (_, test) = read_ratings(test, None, &options.columns).await?;
-            (all, test)
+            (all, test, None)
         }
-        None => all.split(options.holdout, options.params.seed)?,
+        None if options.split == SplitKind::Random && options.holdout == 0.0 => {
+            (all, Ratings::new(), None)
+        }
+        None => {
+            let split = options.evaluation_split();
+            let (kept, held) = split.apply(&all)?;
+            (kept, held, Some(split))
+        }
     };
     stages.push(StageSummary::since("read", t));
 
-    // Fitting and evaluating are CPU work: off the runtime's threads, timed there.
-    let params = options.params.clone();
-    let top_k = options.top_k;
-    let fitted = tokio::task::spawn_blocking(move || -> Result<Fitted> {
-        let t = Instant::now();
-        let model = AlsModel::fit(&train_set, &params)?;
-        let fit_seconds = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let train_rmse = model.rmse(&train_set);
-        let (test_rmse, precision) = if held_out.is_empty() {
-            (None, None)
-        } else {
-            (
-                Some(model.rmse(&held_out)),
-                Some(model.precision_at_k(&train_set, &held_out, top_k, 1.0)),
-            )
-        };
-        Ok(Fitted {
-            model,
-            train_rmse,
-            test_rmse,
-            precision,
-            train_len: train_set.len(),
-            held_len: held_out.len(),
-            skipped: train_set.skipped(),
-            fit_seconds,
-            evaluate_seconds: t.elapsed().as_secs_f64(),
-        })
+    let (train_len, held_len, skipped) = (train_set.len(), held_out.len(), train_set.skipped());
+    let fit_options = options.clone();
+    let (fitted, train_set) = tokio::task::spawn_blocking(move || {
+        let fitted = fit_and_evaluate(&fit_options, &train_set, &held_out);
+        (fitted, train_set)
     })
     .await
-    .map_err(|e| Error::backend_msg("train", "als", format!("training thread: {e}")))??;
+    .map_err(|e| Error::backend_msg("train", "als", format!("training thread: {e}")))?;
     let Fitted {
         model,
+        tuning,
         train_rmse,
         test_rmse,
-        precision,
-        train_len,
-        held_len,
-        skipped,
-        fit_seconds,
-        evaluate_seconds,
-    } = fitted;
-    for (name, seconds) in [("fit", fit_seconds), ("evaluate", evaluate_seconds)] {
-        stages.push(StageSummary::new(name, seconds));
-    }
+        metrics,
+        stages: fit_stages,
+    } = fitted?;
+    stages.extend(fit_stages);
 
     let t = Instant::now();
     let (users, items) = (model.num_users(), model.num_items());
+    let params = model.params().clone();
+    let (top_k, include_seen) = (options.top_k, options.include_seen);
     // The results object is published only when the producer has computed every user's list: a
     // producer that fails or panics ends the stream with an error, and the sink aborts.
     let stream = spawn_blocking_stream("recommendForAllUsers", move |tx| {
-        for batch in model.recommend_for_all_users(top_k, 16 * 1024) {
+        let batches: Box<dyn Iterator<Item = Result<_>>> = if include_seen {
+            Box::new(model.recommend_for_all_users(top_k, 16 * 1024))
+        } else {
+            Box::new(model.recommend_unseen(&train_set, top_k, 16 * 1024))
+        };
+        for batch in batches {
             if !tx.blocking_send(Ok(batch?)) {
                 break; // the sink stopped: its error is reported
             }
@@ -264,17 +481,29 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
         .await?;
     stages.push(StageSummary::since("recommend", t));
 
-    Ok(TrainReport {
+    let (path, model_url) = model_file(&options.out);
+    let mut report = TrainReport {
         input,
+        split,
         train_ratings: train_len,
         held_out_ratings: held_len,
         skipped_rows: skipped,
+        params,
+        tuning,
         users,
         items,
         train_rmse,
         test_rmse,
-        precision,
+        metrics,
+        include_seen,
         written,
+        model_file: model_url,
         stages,
-    })
+    };
+    let json = serde_json::to_vec_pretty(&report.model_json())
+        .map_err(|e| Error::backend_msg("train", &report.model_file, e.to_string()))?;
+    let t = Instant::now();
+    options.out.put(&path, json).await?;
+    report.stages.push(StageSummary::since("model file", t));
+    Ok(report)
 }

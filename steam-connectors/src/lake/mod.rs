@@ -492,6 +492,16 @@ impl Lake {
         format!("{}/{relative}", self.url.trim_end_matches('/'))
     }
 
+    /// Writes a small object whole at `location` (see [`Lake::path`]) in one request: readers see
+    /// the old object or the new one, never a part (a local directory's store writes a temporary
+    /// file and renames it).
+    pub async fn put(&self, location: &Path, bytes: Vec<u8>) -> Result<()> {
+        object_store::ObjectStoreExt::put(self.store.as_ref(), location, bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(location, e))
+    }
+
     /// An error of the store at `location`.
     pub(crate) fn error(&self, location: &Path, e: object_store::Error) -> Error {
         Error::Backend {

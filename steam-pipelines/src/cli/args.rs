@@ -165,8 +165,9 @@ pub enum Command {
         #[arg(long)]
         collection: Option<String>,
     },
-    /// Train ALS on games_reviews and write every user's top 10 (the reference's Spark ML
-    /// notebook): explicit feedback, ratings = recommendation as 1/0, Spark's regularization.
+    /// Train ALS on games_reviews and write every user's top 10 games not yet reviewed, with
+    /// the model, its parameters and metrics beside it (<name>.model.json). By default the model
+    /// is chosen by `tune` on a validation split of the training reviews.
     Train {
         /// The ratings: a Parquet object, a directory of them, or a conformed table such as
         /// gs://conformed_games_data/games_reviews (its latest record_created_dt partition).
@@ -180,27 +181,77 @@ pub enum Command {
         /// With a conformed table: the partition to read [default: the latest].
         #[arg(long)]
         date: Option<chrono::NaiveDate>,
-        /// Held-out ratings to evaluate on (then --holdout is not used).
+        /// The model and its parameters.
+        #[command(flatten)]
+        model: ModelArgs,
+        /// How reviews are held out for evaluation.
+        #[command(flatten)]
+        split: SplitArgs,
+        /// Recommend games the user already reviewed too (Spark's recommendForAllUsers).
         #[arg(long)]
-        test: Option<String>,
-        /// Fraction of the ratings held out at random for evaluation; 0 trains on all of them.
+        include_seen: bool,
+        /// Recommendations per user (and the k of the metrics).
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// Evaluate on held-out reviews, by one table of precision, recall, NDCG and MAP at k and
+    /// catalog coverage: the implicit model, the explicit model (Spark's), the most-recommended
+    /// unseen games (popularity) and random unseen games.
+    Evaluate {
+        /// The reviews (as train's --reviews).
+        #[arg(long)]
+        reviews: String,
+        /// With a conformed table: the partition to read [default: the latest].
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        /// How reviews are held out.
+        #[command(flatten)]
+        split: SplitArgs,
+        /// The k of the metrics.
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// The implicit model's parameters (--model is not used; the explicit model is Spark's
+        /// with the same iterations and seed).
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Also evaluate the model train chooses by default (tuned on a validation split of the
+        /// training reviews).
+        #[arg(long)]
+        tune: bool,
+        /// Lists computed elsewhere, NAME=URL of a results object in Spark's schema (such as
+        /// another library's top 10), evaluated as given; repeatable.
+        #[arg(long = "lists", value_name = "NAME=URL")]
+        lists: Vec<String>,
+        /// Write the split there as train.parquet and test.parquet, for other tools to train
+        /// and be evaluated on.
+        #[arg(long)]
+        save_split: Option<String>,
+    },
+    /// Choose the model: fit a small grid (implicit at two ranks, two λ and two α; implicit with
+    /// hours-only confidence; Spark's explicit) on part of the reviews, rank by NDCG@k on the
+    /// rest.
+    Tune {
+        /// The reviews (as train's --reviews): keep test data out.
+        #[arg(long)]
+        reviews: String,
+        /// With a conformed table: the partition to read [default: the latest].
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        /// How validation reviews are held out: random or latest.
+        #[arg(long, value_enum, default_value_t = SplitArg::Random)]
+        split: SplitArg,
+        /// With --split random: the fraction held out.
         #[arg(long, default_value_t = 0.2)]
         holdout: f64,
-        /// Latent factors.
+        /// The k of the metrics.
         #[arg(long, default_value_t = 10)]
-        rank: usize,
-        /// Iterations.
+        k: usize,
+        /// Iterations of every candidate.
         #[arg(long, default_value_t = 10)]
         iterations: usize,
-        /// Regularization λ (scaled by each user's and item's number of ratings, as in Spark).
-        #[arg(long, default_value_t = 0.1)]
-        reg_param: f64,
         /// Seed of the initial factors and of the split.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Recommendations per user.
-        #[arg(long, default_value_t = 10)]
-        top: usize,
     },
     /// Run a composition of pipelines.
     Run {
@@ -234,6 +285,126 @@ pub enum SqlFormat {
     Csv,
     /// One JSON object per line (NDJSON).
     Json,
+}
+
+/// `--model`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelChoice {
+    /// Chosen by `tune` on a validation split of the training reviews.
+    Auto,
+    /// Implicit-feedback ALS: every review an interaction, confidence 1 + α·ln(1 + hours).
+    Implicit,
+    /// Explicit-feedback ALS as Spark ML runs it (the reference's model).
+    Explicit,
+}
+
+/// `--confidence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConfidenceArg {
+    /// A review that does not recommend the game is a preference 0 (a known dislike).
+    Signed,
+    /// Every review is a preference 1, whatever it says.
+    Hours,
+}
+
+/// `--split`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitArg {
+    /// Each review held out at random (--holdout).
+    Random,
+    /// Each user's most recent review held out.
+    Latest,
+}
+
+impl From<SplitArg> for steam_model::SplitKind {
+    fn from(s: SplitArg) -> Self {
+        match s {
+            SplitArg::Random => steam_model::SplitKind::Random,
+            SplitArg::Latest => steam_model::SplitKind::Latest,
+        }
+    }
+}
+
+/// The model and its parameters, for `train` and `evaluate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// auto: chosen by tuning; implicit or explicit: the given parameters.
+    #[arg(long, value_enum, default_value_t = ModelChoice::Auto)]
+    pub model: ModelChoice,
+    /// Latent factors [default: 10].
+    #[arg(long)]
+    pub rank: Option<usize>,
+    /// Iterations.
+    #[arg(long, default_value_t = 10)]
+    pub iterations: usize,
+    /// Regularization λ [default: implicit 300, explicit 0.1; explicit: scaled by each user's and
+    /// game's number of ratings, as in Spark].
+    #[arg(long)]
+    pub reg_param: Option<f64>,
+    /// Implicit: the confidence scale α in 1 + α·ln(1 + hours) [default: 1].
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Implicit: how a review that does not recommend counts [default: signed].
+    #[arg(long, value_enum)]
+    pub confidence: Option<ConfidenceArg>,
+    /// Seed of the initial factors and of the split.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl ModelArgs {
+    /// The parameters, and whether they are to be tuned (`--model auto`). With auto, a model
+    /// parameter is an error: tuning would ignore it.
+    pub fn params(&self) -> steam_core::Result<(steam_model::AlsParams, bool)> {
+        use steam_model::{AlsParams, Confidence};
+        let base = match self.model {
+            ModelChoice::Explicit => AlsParams::spark_explicit(),
+            ModelChoice::Auto | ModelChoice::Implicit => AlsParams::default(),
+        };
+        let given = self.rank.is_some()
+            || self.reg_param.is_some()
+            || self.alpha.is_some()
+            || self.confidence.is_some();
+        let params = AlsParams {
+            rank: self.rank.unwrap_or(base.rank),
+            iterations: self.iterations,
+            reg_param: self.reg_param.unwrap_or(base.reg_param),
+            alpha: self.alpha.unwrap_or(base.alpha),
+            confidence: match self.confidence {
+                Some(ConfidenceArg::Hours) => Confidence::Hours,
+                Some(ConfidenceArg::Signed) => Confidence::Signed,
+                None => base.confidence,
+            },
+            seed: self.seed,
+            ..base
+        };
+        if self.model == ModelChoice::Auto && given {
+            return Err(steam_core::Error::Config {
+                key: "--model".into(),
+                reason: "--rank, --reg-param, --alpha and --confidence need --model implicit or \
+                         explicit (auto chooses them by tuning)"
+                    .into(),
+            });
+        }
+        Ok((params, self.model == ModelChoice::Auto))
+    }
+}
+
+/// How reviews are held out for evaluation.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SplitArgs {
+    /// Held-out reviews to evaluate on, instead of a split (then --split and --holdout are not
+    /// used for evaluation).
+    #[arg(long)]
+    pub test: Option<String>,
+    /// random: each review held out with probability --holdout; latest: each user's most
+    /// recent review held out, as production would.
+    #[arg(long, value_enum, default_value_t = SplitArg::Random)]
+    pub split: SplitArg,
+    /// With --split random: the fraction held out; 0 trains on every review and evaluates
+    /// nothing.
+    #[arg(long, default_value_t = 0.2)]
+    pub holdout: f64,
 }
 
 /// Compositions of pipelines.

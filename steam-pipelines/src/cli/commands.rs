@@ -9,6 +9,23 @@ use crate::{
     SourceToLakeOptions,
 };
 
+/// The test set, split kind and holdout of `--test`, `--split` and `--holdout`.
+fn held_out(
+    split: &super::args::SplitArgs,
+    settings: &Settings,
+) -> Result<(
+    Option<steam_connectors::lake::Lake>,
+    steam_model::SplitKind,
+    f64,
+)> {
+    let test = split
+        .test
+        .as_deref()
+        .map(|t| settings.lake(t))
+        .transpose()?;
+    Ok((test, split.split.into(), split.holdout))
+}
+
 /// Runs one command with flags and environment variables only.
 pub async fn run(command: Command) -> Result<()> {
     run_with(command, &Settings::default()).await
@@ -155,12 +172,9 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             reviews,
             out,
             date,
-            test,
-            holdout,
-            rank,
-            iterations,
-            reg_param,
-            seed,
+            model,
+            split,
+            include_seen,
             top,
         } => {
             let mut options = crate::TrainOptions::new(
@@ -168,18 +182,74 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 settings.lake(&settings.results_object(out))?,
             );
             options.date = date;
-            options.test = test.as_deref().map(|t| settings.lake(t)).transpose()?;
-            options.holdout = holdout;
-            options.params = steam_model::AlsParams {
-                rank,
-                iterations,
-                reg_param,
-                seed,
-            };
+            (options.test, options.split, options.holdout) = held_out(&split, settings)?;
+            (options.params, options.tune) = model.params()?;
+            options.include_seen = include_seen;
             options.top_k = top;
             let report = crate::train(&options).await?;
             out!("{report}");
             outln!("\nwrote {} to {}", crate::train::RESULTS_TABLE, options.out);
+        }
+        Command::Evaluate {
+            reviews,
+            date,
+            split,
+            k,
+            model,
+            tune,
+            lists,
+            save_split,
+        } => {
+            let mut options = crate::EvaluateOptions::new(settings.lake(&reviews)?);
+            options.date = date;
+            (options.test, options.split, options.holdout) = held_out(&split, settings)?;
+            options.k = k;
+            let implicit = super::args::ModelArgs {
+                model: super::args::ModelChoice::Implicit,
+                ..model.clone()
+            };
+            options.implicit = implicit.params()?.0;
+            options.explicit = steam_model::AlsParams {
+                iterations: model.iterations,
+                seed: model.seed,
+                ..steam_model::AlsParams::spark_explicit()
+            };
+            options.tune = tune;
+            for spec in lists {
+                let (name, url) = spec.split_once('=').ok_or_else(|| Error::Config {
+                    key: "--lists".into(),
+                    reason: format!("{spec:?} is not NAME=URL"),
+                })?;
+                options.lists.push((name.to_owned(), settings.lake(url)?));
+            }
+            options.save_split = save_split
+                .as_deref()
+                .map(|d| settings.lake(d))
+                .transpose()?;
+            let report = crate::evaluate(&options).await?;
+            out!("{report}");
+        }
+        Command::Tune {
+            reviews,
+            date,
+            split,
+            holdout,
+            k,
+            iterations,
+            seed,
+        } => {
+            let mut options = crate::TuneOptions::new(settings.lake(&reviews)?);
+            options.date = date;
+            options.split = split.into();
+            options.holdout = holdout;
+            options.k = k;
+            options.grid = steam_model::default_grid(&steam_model::AlsParams {
+                iterations,
+                seed,
+                ..steam_model::AlsParams::default()
+            });
+            let report = crate::tune_reviews(&options).await?;
+            out!("{report}");
         }
         Command::Run {
             what:
@@ -214,7 +284,6 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 mongo,
                 collection,
                 date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
-                als: steam_model::AlsParams::default(),
                 holdout,
                 progress: !no_progress,
             };
