@@ -166,7 +166,7 @@ pub enum Command {
         collection: Option<String>,
     },
     /// Train ALS on games_reviews and write every user's top 10 games not yet reviewed, with
-    /// the model, its parameters and metrics beside it (<name>.model.json). By default the model
+    /// the model, its parameters and metrics beside it (`<name>.model.json`). By default the model
     /// is chosen by `tune` on a validation split of the training reviews.
     Train {
         /// The ratings: a Parquet object, a directory of them, or a conformed table such as
