@@ -3,7 +3,6 @@
 //! it.
 
 use std::fmt;
-use std::str::FromStr;
 
 use nalgebra::{Cholesky, DMatrix, DVector, SMatrix, SVector};
 use rayon::prelude::*;
@@ -25,28 +24,7 @@ pub enum Feedback {
     Explicit,
 }
 
-impl fmt::Display for Feedback {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Feedback::Implicit => "implicit",
-            Feedback::Explicit => "explicit",
-        })
-    }
-}
-
-impl FromStr for Feedback {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "implicit" => Ok(Feedback::Implicit),
-            "explicit" => Ok(Feedback::Explicit),
-            other => Err(Error::Config {
-                key: "model".into(),
-                reason: format!("{other:?} is not implicit or explicit"),
-            }),
-        }
-    }
-}
+named_enum!(Feedback, "model", { Implicit => "implicit", Explicit => "explicit" });
 
 /// How the implicit model reads a review. In both, the confidence is c = 1 + α·ln(1 + hours
 /// played): an hour of play is evidence, and the logarithm keeps a 10,000-hour review from drowning
@@ -65,28 +43,7 @@ pub enum Confidence {
     Signed,
 }
 
-impl fmt::Display for Confidence {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Confidence::Hours => "hours",
-            Confidence::Signed => "signed",
-        })
-    }
-}
-
-impl FromStr for Confidence {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "hours" => Ok(Confidence::Hours),
-            "signed" => Ok(Confidence::Signed),
-            other => Err(Error::Config {
-                key: "confidence".into(),
-                reason: format!("{other:?} is not hours or signed"),
-            }),
-        }
-    }
-}
+named_enum!(Confidence, "confidence", { Hours => "hours", Signed => "signed" });
 
 /// Training parameters. [`AlsParams::default`] is the implicit model with signed confidence and
 /// the parameters `steam-recsys tune` chose on a million generated reviews (rank 10, 10

@@ -48,6 +48,33 @@
 //! ```
 #![warn(missing_docs)]
 
+/// `Display` and `FromStr` for an enum of unit variants by their names; `$key` names the setting
+/// in parse errors.
+macro_rules! named_enum {
+    ($ty:ident, $key:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(match self {
+                    $($ty::$variant => $name,)+
+                })
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = steam_core::Error;
+            fn from_str(s: &str) -> steam_core::Result<Self> {
+                match s {
+                    $($name => Ok($ty::$variant),)+
+                    other => Err(steam_core::Error::Config {
+                        key: $key.into(),
+                        reason: format!("{other:?} is not {}", [$($name),+].join(" or ")),
+                    }),
+                }
+            }
+        }
+    };
+}
+
 mod als;
 mod eval;
 mod ratings;

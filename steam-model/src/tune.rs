@@ -2,7 +2,6 @@
 //! ([`tune`]).
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::Instant;
 
 use steam_core::{Error, Result};
@@ -73,21 +72,17 @@ impl SplitKind {
             SplitKind::Latest => Split::Latest,
         }
     }
-}
 
-impl FromStr for SplitKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "random" => Ok(SplitKind::Random),
-            "latest" => Ok(SplitKind::Latest),
-            other => Err(Error::Config {
-                key: "split".into(),
-                reason: format!("{other:?} is not random or latest"),
-            }),
-        }
+    /// The split of training reviews that tuning validates on, beside an evaluation split of
+    /// this kind with `holdout` and `seed`: the same kind, a fifth held out if random and the
+    /// evaluation holds out nothing, the next seed (so validation and evaluation draws differ).
+    pub fn validation(self, holdout: f64, seed: u64) -> Split {
+        let holdout = if holdout > 0.0 { holdout } else { 0.2 };
+        self.with(holdout, seed.wrapping_add(1))
     }
 }
+
+named_enum!(SplitKind, "split", { Random => "random", Latest => "latest" });
 
 /// The small grid [`tune`] searches by default, around `base` (its rank, iterations and seed):
 /// the implicit model with signed confidence at λ 0.1, 10, 100 and 300 and α 0.3 and 1; the

@@ -235,7 +235,9 @@ pub async fn evaluate(options: &EvaluateOptions) -> Result<EvaluateReport> {
             let tuning = tune(
                 &train,
                 &default_grid(&options.implicit),
-                &split_for_validation(&options),
+                &options
+                    .split
+                    .validation(options.holdout, options.implicit.seed),
                 k,
             )?;
             let model = AlsModel::fit(&train, &tuning.chosen().params)?;
@@ -284,17 +286,6 @@ pub async fn evaluate(options: &EvaluateOptions) -> Result<EvaluateReport> {
         test_reviews,
         rows,
     })
-}
-
-fn split_for_validation(options: &EvaluateOptions) -> Split {
-    let holdout = if options.holdout > 0.0 {
-        options.holdout
-    } else {
-        0.2
-    };
-    options
-        .split
-        .with(holdout, options.implicit.seed.wrapping_add(1))
 }
 
 /// Options of [`tune_reviews`].
@@ -373,7 +364,7 @@ impl fmt::Display for TuneReport {
 pub async fn tune_reviews(options: &TuneOptions) -> Result<TuneReport> {
     let (input, reviews) = read_ratings(&options.reviews, options.date, &options.columns).await?;
     let seed = options.grid.first().map_or(42, |p| p.seed);
-    let split = options.split.with(options.holdout, seed.wrapping_add(1));
+    let split = options.split.validation(options.holdout, seed);
     let (grid, k) = (options.grid.clone(), options.k);
     let tuning = tokio::task::spawn_blocking(move || tune(&reviews, &grid, &split, k))
         .await

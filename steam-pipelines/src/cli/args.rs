@@ -238,8 +238,8 @@ pub enum Command {
         #[arg(long)]
         date: Option<chrono::NaiveDate>,
         /// How validation reviews are held out: random or latest.
-        #[arg(long, value_enum, default_value_t = SplitArg::Random)]
-        split: SplitArg,
+        #[arg(long, default_value_t = steam_model::SplitKind::Random)]
+        split: steam_model::SplitKind,
         /// With --split random: the fraction held out.
         #[arg(long, default_value_t = 0.2)]
         holdout: f64,
@@ -298,33 +298,6 @@ pub enum ModelChoice {
     Explicit,
 }
 
-/// `--confidence`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ConfidenceArg {
-    /// A review that does not recommend the game is a preference 0 (a known dislike).
-    Signed,
-    /// Every review is a preference 1, whatever it says.
-    Hours,
-}
-
-/// `--split`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SplitArg {
-    /// Each review held out at random (--holdout).
-    Random,
-    /// Each user's most recent review held out.
-    Latest,
-}
-
-impl From<SplitArg> for steam_model::SplitKind {
-    fn from(s: SplitArg) -> Self {
-        match s {
-            SplitArg::Random => steam_model::SplitKind::Random,
-            SplitArg::Latest => steam_model::SplitKind::Latest,
-        }
-    }
-}
-
 /// The model and its parameters, for `train` and `evaluate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
@@ -344,9 +317,10 @@ pub struct ModelArgs {
     /// Implicit: the confidence scale α in 1 + α·ln(1 + hours) [default: 1].
     #[arg(long)]
     pub alpha: Option<f64>,
-    /// Implicit: how a review that does not recommend counts [default: signed].
-    #[arg(long, value_enum)]
-    pub confidence: Option<ConfidenceArg>,
+    /// Implicit: how a review that does not recommend counts: signed (a preference 0, a known
+    /// dislike) or hours (every review a preference 1) [default: signed].
+    #[arg(long)]
+    pub confidence: Option<steam_model::Confidence>,
     /// Seed of the initial factors and of the split.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -356,7 +330,7 @@ impl ModelArgs {
     /// The parameters, and whether they are to be tuned (`--model auto`). With auto, a model
     /// parameter is an error: tuning would ignore it.
     pub fn params(&self) -> steam_core::Result<(steam_model::AlsParams, bool)> {
-        use steam_model::{AlsParams, Confidence};
+        use steam_model::AlsParams;
         let base = match self.model {
             ModelChoice::Explicit => AlsParams::spark_explicit(),
             ModelChoice::Auto | ModelChoice::Implicit => AlsParams::default(),
@@ -370,11 +344,7 @@ impl ModelArgs {
             iterations: self.iterations,
             reg_param: self.reg_param.unwrap_or(base.reg_param),
             alpha: self.alpha.unwrap_or(base.alpha),
-            confidence: match self.confidence {
-                Some(ConfidenceArg::Hours) => Confidence::Hours,
-                Some(ConfidenceArg::Signed) => Confidence::Signed,
-                None => base.confidence,
-            },
+            confidence: self.confidence.unwrap_or(base.confidence),
             seed: self.seed,
             ..base
         };
@@ -399,8 +369,8 @@ pub struct SplitArgs {
     pub test: Option<String>,
     /// random: each review held out with probability --holdout; latest: each user's most
     /// recent review held out, as production would.
-    #[arg(long, value_enum, default_value_t = SplitArg::Random)]
-    pub split: SplitArg,
+    #[arg(long, default_value_t = steam_model::SplitKind::Random)]
+    pub split: steam_model::SplitKind,
     /// With --split random: the fraction held out; 0 trains on every review and evaluates
     /// nothing.
     #[arg(long, default_value_t = 0.2)]

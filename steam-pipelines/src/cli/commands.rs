@@ -23,7 +23,7 @@ fn held_out(
         .as_deref()
         .map(|t| settings.lake(t))
         .transpose()?;
-    Ok((test, split.split.into(), split.holdout))
+    Ok((test, split.split, split.holdout))
 }
 
 /// Runs one command with flags and environment variables only.
@@ -240,7 +240,7 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
         } => {
             let mut options = crate::TuneOptions::new(settings.lake(&reviews)?);
             options.date = date;
-            options.split = split.into();
+            options.split = split;
             options.holdout = holdout;
             options.k = k;
             options.grid = steam_model::default_grid(&steam_model::AlsParams {
