@@ -81,7 +81,7 @@ mod ratings;
 mod recommend;
 mod tune;
 
-pub use als::{AlsModel, AlsParams, Confidence, Feedback};
+pub use als::{AlsModel, AlsParams, Confidence, Feedback, Solver};
 pub use eval::{Holdout, Lists, Popularity, RandomItems, RankingMetrics, Recommender, Rmse};
 pub use ratings::{RatingColumns, Ratings};
 pub use steam_core::recommendations_schema;

@@ -172,6 +172,12 @@ impl TrainReport {
         if p.feedback == Feedback::Implicit {
             model["alpha"] = p.alpha.into();
             model["confidence"] = p.confidence.to_string().into();
+            model["solver"] = match p.solver {
+                steam_model::Solver::Cholesky => "cholesky".into(),
+                steam_model::Solver::ConjugateGradient { steps } => {
+                    serde_json::json!({ "conjugate_gradient_steps": steps })
+                }
+            };
         }
         serde_json::json!({
             "params": model,

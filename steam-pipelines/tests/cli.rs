@@ -199,3 +199,75 @@ fn a_profiles_gcs_key_file_goes_to_the_lakes_builder() {
     // Nothing was exported into the process environment.
     assert!(std::env::var_os("GOOGLE_SERVICE_ACCOUNT").is_none());
 }
+
+#[test]
+fn train_takes_its_model_from_the_flags_and_refuses_flags_tuning_would_ignore() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    let processed = dir.path().join("processed");
+    for args in generate_and_process(&raw, &processed, "3000") {
+        assert!(steam_recsys()
+            .args(&args)
+            .output()
+            .unwrap()
+            .status
+            .success());
+    }
+    let reviews = processed.join("games_reviews.parquet");
+    let out = dir.path().join("recs.parquet");
+    let train = |extra: &[&str]| {
+        steam_recsys()
+            .args(["train", "--reviews", reviews.to_str().unwrap()])
+            .args(["--out", out.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let run = train(&[
+        "--model",
+        "implicit",
+        "--reg-param",
+        "1",
+        "--cg-steps",
+        "3",
+        "--split",
+        "latest",
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "implicit rank 10 iterations 10 reg-param 1 alpha 1 confidence signed cg-steps 3"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("latest (each user's most recent review held out)"),
+        "{stdout}"
+    );
+    let model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("recs.model.json")).unwrap())
+            .unwrap();
+    assert_eq!(model["params"]["solver"]["conjugate_gradient_steps"], 3);
+    assert_eq!(model["chosen_by"], "given");
+
+    // With --model auto (the default) a model parameter would be ignored: refused.
+    let refused = train(&["--rank", "5"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("--model") && stderr.contains("--rank"),
+        "{stderr}"
+    );
+    let refused = train(&["--model", "implicit", "--split", "sideways"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("sideways") && stderr.contains("random or latest"),
+        "{stderr}"
+    );
+}

@@ -321,6 +321,11 @@ pub struct ModelArgs {
     /// dislike) or hours (every review a preference 1) [default: signed].
     #[arg(long)]
     pub confidence: Option<steam_model::Confidence>,
+    /// Implicit: solve each user and game by N conjugate-gradient steps from its previous
+    /// factors, as the `implicit` library does (users first, its initialization), instead of
+    /// exactly.
+    #[arg(long, value_name = "N")]
+    pub cg_steps: Option<usize>,
     /// Seed of the initial factors and of the split.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -338,21 +343,26 @@ impl ModelArgs {
         let given = self.rank.is_some()
             || self.reg_param.is_some()
             || self.alpha.is_some()
-            || self.confidence.is_some();
+            || self.confidence.is_some()
+            || self.cg_steps.is_some();
         let params = AlsParams {
             rank: self.rank.unwrap_or(base.rank),
             iterations: self.iterations,
             reg_param: self.reg_param.unwrap_or(base.reg_param),
             alpha: self.alpha.unwrap_or(base.alpha),
             confidence: self.confidence.unwrap_or(base.confidence),
+            solver: match self.cg_steps {
+                Some(steps) => steam_model::Solver::ConjugateGradient { steps },
+                None => base.solver,
+            },
             seed: self.seed,
             ..base
         };
         if self.model == ModelChoice::Auto && given {
             return Err(steam_core::Error::Config {
                 key: "--model".into(),
-                reason: "--rank, --reg-param, --alpha and --confidence need --model implicit or \
-                         explicit (auto chooses them by tuning)"
+                reason: "--rank, --reg-param, --alpha, --confidence and --cg-steps need --model \
+                         implicit or explicit (auto chooses them by tuning)"
                     .into(),
             });
         }
