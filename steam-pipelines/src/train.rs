@@ -330,7 +330,7 @@ struct Fitted {
     stages: Vec<StageSummary>,
 }
 
-/// Reads the ratings of `lake` (see [`TrainOptions::reviews`]), only the three columns.
+/// Reads the ratings of `lake` (see [`TrainOptions::reviews`]), only the columns of `columns`.
 pub async fn read_ratings(
     lake: &Lake,
     date: Option<NaiveDate>,
