@@ -10,7 +10,8 @@
 //!   [`Feedback`]. Implicit: each entity's exact least-squares solution over every game through
 //!   the YᵀY precomputation (Hu, Koren and Volinsky 2008), confidence 1 + α·ln(1 + hours),
 //!   [`Confidence`] saying how a negative review counts. Explicit: Spark's normal equations with
-//!   λ·(number of ratings). Both in f64, solved by Cholesky (nalgebra), entities in parallel
+//!   λ·(number of ratings). Both in f64, solved by Cholesky (nalgebra; implicit users with few
+//!   interactions through the Woodbury identity), entities in parallel
 //!   (rayon), items then users each iteration; deterministic for a seed whatever the number of
 //!   threads.
 //! - [`Holdout::evaluate`]: precision, recall, NDCG and MAP at k and catalog coverage of any
