@@ -36,4 +36,4 @@ pub use config::Secret;
 pub use error::{causes, error_chain, redact_url, Error, ErrorKind, Result};
 pub use reject::Reject;
 pub use stream::{batch_stream, check_columns, BatchStream, Sink, Source, TableRef, WriteMode};
-pub use summary::{FileSummary, RunSummary, StageSummary, WriteSummary};
+pub use summary::{run_id, run_id_after, FileSummary, RunSummary, StageSummary, WriteSummary};

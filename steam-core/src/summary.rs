@@ -145,3 +145,25 @@ impl fmt::Display for RunSummary {
         Ok(())
     }
 }
+
+/// A new id for one run of a write (a load): the time in nanoseconds since 1970, zero-padded so
+/// that ids sort as the runs started, and the process id, so that runs started in the same
+/// nanosecond differ, such as `01764489600123456789-0000004242`. Sinks mark what a run wrote with
+/// it, and readers show it to say which run they answer from.
+pub fn run_id() -> String {
+    run_id_after(None)
+}
+
+/// [`run_id`], but sorting after `latest` (an id of this form) even if the clock is behind it (a
+/// clock set back, another host's): then it is one nanosecond past `latest`.
+pub fn run_id_after(latest: Option<&str>) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let after = latest
+        .and_then(|id| id.split('-').next())
+        .and_then(|n| n.parse::<u128>().ok())
+        .map_or(0, |n| n + 1);
+    format!("{:020}-{:010}", now.max(after), std::process::id())
+}

@@ -60,6 +60,7 @@ pub struct MongoSink {
     config: MongoConfig,
     key: Vec<String>,
     batch_documents: usize,
+    run: Option<String>,
 }
 
 impl MongoSink {
@@ -69,6 +70,7 @@ impl MongoSink {
             config,
             key: Vec::new(),
             batch_documents: 10_000,
+            run: None,
         }
     }
 
@@ -81,6 +83,15 @@ impl MongoSink {
     /// Documents per bulk request, at most (default 10,000).
     pub fn with_batch_documents(mut self, n: usize) -> Self {
         self.batch_documents = n.max(1);
+        self
+    }
+
+    /// The id refresh marks this run's documents with (default: a new one), such as one shared
+    /// with another store written from the same rows. It must sort after every earlier run's id
+    /// in the collection ([`steam_core::run_id`]'s do); if it does not, a new id is used and a
+    /// warning logged.
+    pub fn with_run_id(mut self, run: impl Into<String>) -> Self {
+        self.run = Some(run.into());
         self
     }
 
@@ -162,7 +173,19 @@ impl MongoSink {
             .await
             .map_err(|e| self.error(coll.name(), "finding the latest run", e))?;
         let latest = latest.as_ref().and_then(|d| d.get_str(RUN_FIELD).ok());
-        Ok(next_run_id(latest))
+        match &self.run {
+            Some(run) if latest.is_none_or(|l| run.as_str() > l) => Ok(run.clone()),
+            Some(run) => {
+                let id = next_run_id(latest);
+                tracing::warn!(
+                    "run id {run:?} does not sort after the latest run of {} ({latest:?}): \
+                     refreshing as run {id:?}",
+                    coll.name()
+                );
+                Ok(id)
+            }
+            None => Ok(next_run_id(latest)),
+        }
     }
 
     /// Upserts `docs` on `keys` with the `update` command; returns the documents matched or added.
@@ -317,20 +340,10 @@ impl Sink for MongoSink {
     }
 }
 
-/// A new run's id: the time in nanoseconds since 1970, zero-padded so that ids sort as the runs
-/// started, and the process id, so that runs started in the same nanosecond differ. Should the
-/// clock be behind the `latest` run's id (a clock set back, another host's clock), the id is one
-/// nanosecond past it instead, so that a new run always sorts after every earlier one.
+/// A new run's id ([`steam_core::run_id_after`] the latest run's): ids sort as the runs
+/// started, and a new run's sorts after every earlier one even with a clock set back.
 fn next_run_id(latest: Option<&str>) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let after = latest
-        .and_then(|id| id.split('-').next())
-        .and_then(|n| n.parse::<u128>().ok())
-        .map_or(0, |n| n + 1);
-    format!("{:020}-{:010}", now.max(after), std::process::id())
+    steam_core::run_id_after(latest)
 }
 
 #[cfg(test)]
