@@ -415,6 +415,24 @@ pub fn model_file(out: &Lake) -> (object_store::path::Path, String) {
     (path, format!("{url}.model.json"))
 }
 
+/// The popular list of results object `out`: beside it, `<name>.popular.parquet` (columns `rank`,
+/// `game_id`: the games most recommended in the training reviews, best first), which the serving
+/// load gives users the model does not know. `None` when `out` is not a `.parquet` object.
+pub fn popular_file(out: &Lake) -> Option<Lake> {
+    let object = out.path(&[]);
+    let file = object.filename()?.strip_suffix(".parquet")?.to_owned();
+    out.sibling(&format!("{file}.popular.parquet"))
+}
+
+/// The schema of [`popular_file`].
+pub fn popular_file_schema() -> steam_core::SchemaRef {
+    use arrow::datatypes::{DataType, Field, Schema};
+    std::sync::Arc::new(Schema::new(vec![
+        Field::new("rank", DataType::Int32, false),
+        Field::new("game_id", DataType::Int32, false),
+    ]))
+}
+
 /// Trains ALS on the ratings (by default: tuning picks the model, see [`TrainOptions`]),
 /// evaluates it against the popularity baseline, writes every user's top k to
 /// [`TrainOptions::out`] as one Parquet object of [`steam_model::recommendations_schema`]
@@ -463,6 +481,12 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
     let (users, items) = (model.num_users(), model.num_items());
     let params = model.params().clone();
     let (top_k, include_seen) = (options.top_k, options.include_seen);
+    let popular: Vec<i32> = steam_model::Popularity::fit(&train_set)
+        .ranked()
+        .iter()
+        .take(top_k)
+        .copied()
+        .collect();
     // The results object is published only when the producer has computed every user's list: a
     // producer that fails or panics ends the stream with an error, and the sink aborts.
     let stream = spawn_blocking_stream("recommendForAllUsers", move |tx| {
@@ -486,6 +510,26 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
         )
         .await?;
     stages.push(StageSummary::since("recommend", t));
+
+    if let Some(file) = popular_file(&options.out) {
+        let batch = steam_core::RecordBatch::try_new(
+            popular_file_schema(),
+            vec![
+                std::sync::Arc::new(arrow::array::Int32Array::from_iter_values(
+                    1..=popular.len() as i32,
+                )),
+                std::sync::Arc::new(arrow::array::Int32Array::from(popular)),
+            ],
+        )
+        .map_err(|e| Error::arrow("the popular list", e))?;
+        ParquetObjectSink::new(file)
+            .write(
+                &TableRef::new("popular", popular_file_schema()),
+                WriteMode::Replace,
+                steam_core::batch_stream(futures::stream::iter([Ok(batch)])),
+            )
+            .await?;
+    }
 
     let (path, model_url) = model_file(&options.out);
     let mut report = TrainReport {

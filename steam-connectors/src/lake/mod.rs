@@ -431,6 +431,28 @@ impl Lake {
         }
     }
 
+    /// The object `name` beside this lake's object (in the same directory, same store), such as
+    /// a file written next to a results object; `None` when the lake is a store's root.
+    pub fn sibling(&self, name: &str) -> Option<Lake> {
+        let prefix = self.prefix.as_ref();
+        if prefix.is_empty() {
+            return None;
+        }
+        let (dir, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+        let url = self.url.trim_end_matches('/');
+        let (url_dir, _) = url.rsplit_once('/')?;
+        Some(Lake {
+            url: format!("{url_dir}/{name}"),
+            store: self.store.clone(),
+            prefix: if dir.is_empty() {
+                Path::from(name)
+            } else {
+                Path::from(dir).join(name)
+            },
+            local: self.local.clone(),
+        })
+    }
+
     /// The rows of one run, as a lake: for a conformed table (a prefix with
     /// `record_created_dt=YYYY-MM-DD` partitions), the partition of `date`, or the latest; for a
     /// single object (`….parquet`) or a prefix without partitions, the lake itself. Each partition
