@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use arrow::array::Array;
 use arrow::array::{
-    BooleanArray, Date32Array, Float32Array, Float64Array, Int32Array, Int64Array, ListArray,
-    RecordBatch, StringArray, StructArray, TimestampMillisecondArray,
+    BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch,
+    StringArray, StructArray, TimestampMillisecondArray,
 };
-use arrow::buffer::OffsetBuffer;
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Fields, Int32Type, Schema, TimeUnit};
 use futures::stream;
@@ -21,7 +20,6 @@ use steam_recsys::connectors::mongodb::{MongoConfig, MongoSink, MongoSource};
 use steam_recsys::connectors::postgres::PostgresConfig;
 use steam_recsys::core::{batch_stream, Sink, TableRef, WriteMode};
 use steam_recsys::pipelines::{connection_test, lake_to_mongodb};
-use steam_recsys::transforms::recommendations_schema;
 
 fn mongo() -> MongoConfig {
     let uri = std::env::var("STEAM_TEST_MONGODB_URI").unwrap_or_else(|_| {
@@ -139,45 +137,6 @@ async fn nested_values_dates_nulls_and_unicode_round_trip() {
 }
 
 /// A recommendations Parquet file for `users`, each recommended `game(user, k)` for k in 0..3.
-fn write_recommendations(path: &std::path::Path, users: std::ops::Range<i32>, salt: i32) {
-    let schema = recommendations_schema();
-    let DataType::List(item) = schema.field(1).data_type().clone() else {
-        unreachable!()
-    };
-    let DataType::Struct(fields) = item.data_type().clone() else {
-        unreachable!()
-    };
-    let n = users.len();
-    let games: Vec<i32> = users
-        .clone()
-        .flat_map(|u| (0..3).map(move |k| u * 10 + k + salt))
-        .collect();
-    let ratings: Vec<f32> = (0..games.len()).map(|i| 1.0 - i as f32 / 1000.0).collect();
-    let structs = StructArray::new(
-        fields,
-        vec![
-            Arc::new(Int32Array::from(games)),
-            Arc::new(Float32Array::from(ratings)),
-        ],
-        None,
-    );
-    let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(3, n));
-    let list = ListArray::new(item, offsets, Arc::new(structs), None);
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(Int32Array::from_iter_values(users)),
-            Arc::new(list),
-        ],
-    )
-    .unwrap();
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let file = std::fs::File::create(path).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
-}
-
 #[tokio::test]
 async fn a_rerun_refreshes_one_document_per_user_and_drops_users_gone() {
     let dir = tempfile::tempdir().unwrap();
@@ -186,10 +145,10 @@ async fn a_rerun_refreshes_one_document_per_user_and_drops_users_gone() {
         .join("inference_games_results/user_recommendations.parquet");
     let lake = Lake::from_url(file.to_str().unwrap()).unwrap();
     let config = mongo();
-    write_recommendations(&file, 1..51, 0);
+    common::write_recommendations(&file, 1..51, 0);
     lake_to_mongodb(&lake, &config, "recsys").await.unwrap();
     assert_eq!(documents(&config, "recsys").await.len(), 50);
-    write_recommendations(&file, 1..41, 5);
+    common::write_recommendations(&file, 1..41, 5);
     let summary = lake_to_mongodb(&lake, &config, "recsys").await.unwrap();
     assert_eq!(summary.tables[0].rows, 40);
     let docs = documents(&config, "recsys").await;
@@ -338,8 +297,18 @@ async fn connection_test_names_each_backend_down_with_its_cause() {
         cause.driver_error().kind.as_ref(),
         steam_recsys::connectors::mongodb::DriverErrorKind::ServerSelection { .. }
     ));
-    let checks = connection_test(Some(&pg), Some(&lake), Some((&down, "recsys"))).await;
-    assert_eq!(checks.len(), 3);
+    let redis_down = steam_recsys::connectors::redis::RedisConfig::from_url(&format!(
+        "redis://:pw-s3cret@127.0.0.1:{closed}"
+    ))
+    .unwrap();
+    let checks = connection_test(
+        Some(&pg),
+        Some(&lake),
+        Some((&down, "recsys")),
+        Some(&redis_down),
+    )
+    .await;
+    assert_eq!(checks.len(), 4);
     for c in &checks {
         let line = c.to_string();
         assert!(c.result.is_err() && line.contains("FAILED"), "{line}");
@@ -351,13 +320,28 @@ async fn connection_test_names_each_backend_down_with_its_cause() {
     assert!(checks[2]
         .to_string()
         .contains(&format!("127.0.0.1:{closed}")));
+    let redis_line = checks[3].to_string();
+    assert!(redis_line.starts_with("redis"), "{redis_line}");
+    assert!(
+        redis_line.contains(&format!("127.0.0.1:{closed}")),
+        "{redis_line}"
+    );
+    assert!(!redis_line.contains("pw-s3cret"), "{redis_line}");
 
     // And every backend up.
     let pg = PostgresConfig::from_url(&common::postgres_url()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::from_url(dir.path().to_str().unwrap()).unwrap();
     let up = mongo();
-    let checks = connection_test(Some(&pg), Some(&lake), Some((&up, "recsys"))).await;
+    let redis_up = common::redis("check");
+    let checks = connection_test(
+        Some(&pg),
+        Some(&lake),
+        Some((&up, "recsys")),
+        Some(&redis_up),
+    )
+    .await;
+    assert_eq!(checks.len(), 4);
     for c in &checks {
         assert!(c.result.is_ok(), "{c}");
     }

@@ -9,13 +9,19 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use steam_recsys::connectors::lake::Lake;
+use steam_recsys::connectors::redis::RedisSource;
+use steam_recsys::core::Source;
 use steam_recsys::core::Table;
 use steam_recsys::pipelines::cli::Settings;
 use steam_recsys::pipelines::{run_all, RawInput, RunAllOptions};
 
 #[tokio::test]
 async fn run_all_serves_one_document_per_user_and_reports_the_tables_counts() {
-    for var in ["STEAM_TEST_POSTGRES_URL", "STEAM_TEST_MONGODB_URI"] {
+    for var in [
+        "STEAM_TEST_POSTGRES_URL",
+        "STEAM_TEST_MONGODB_URI",
+        "STEAM_TEST_REDIS_URL",
+    ] {
         assert!(
             std::env::var(var).is_ok(),
             "{var} is not set: run the tests with scripts/test (scripts/services)"
@@ -63,6 +69,7 @@ collection = "recsys"
         results: Lake::from_url(&settings.results_object(None)).unwrap(),
         mongo: settings.require_mongo(None, None).unwrap(),
         collection: settings.collection(None),
+        redis: Some(common::redis("runall")),
         date,
         holdout: 0.2,
         progress: false,
@@ -156,5 +163,41 @@ collection = "recsys"
         assert_eq!(recs.len(), 10, "{d}");
         assert!(recs.iter().all(|g| g.as_i32().is_some()), "{d}");
     }
+
+    // Redis holds the same users with the same lists, marked with the same run.
+    let redis = options.redis.clone().unwrap();
+    let source = RedisSource::new(redis.clone(), "recsys", steam_recsys::core::served_schema());
+    let mut cached = BTreeSet::new();
+    let mut batches = source.read().await.unwrap();
+    while let Some(batch) = batches.try_next().await.unwrap() {
+        cached.extend(common::i32s(&batch, "user_id").into_iter().flatten());
+    }
+    assert_eq!(cached, users);
+    let run = source.run().await.unwrap().unwrap();
+    assert!(docs
+        .iter()
+        .all(|d| d.get_str("_steam_run") == Ok(run.as_str())));
+
+    // The popular fallback and the users mapping are in both stores.
+    let popular = mongo
+        .database(&database)
+        .collection::<Document>("recsys_popular")
+        .find_one(doc! { "list": "popular" })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(popular.get_array("game_ids").unwrap().len(), 10);
+    let names = report.rows("process", "users_mapping").unwrap();
+    let users_source = RedisSource::new(
+        redis,
+        "recsys_users",
+        steam_recsys::pipelines::serving::users_schema(),
+    );
+    let mut mapped = 0;
+    let mut batches = users_source.read().await.unwrap();
+    while let Some(batch) = batches.try_next().await.unwrap() {
+        mapped += batch.num_rows() as u64;
+    }
+    assert_eq!(mapped, names);
     mongo.database(&database).drop().await.unwrap();
 }

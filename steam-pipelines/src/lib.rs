@@ -7,7 +7,8 @@
 //! | generate raw data | [`generate::generate`] | `steam-recsys generate` |
 //! | raw → eleven processed tables | [`process::process`] | `steam-recsys process` |
 //! | tables → PostgreSQL (postgres_initialization) | [`postgres_init::postgres_init`] | `steam-recsys postgres-init` |
-//! | lake → MongoDB (gcs_to_mongodb) | [`serving::lake_to_mongodb`] | `steam-recsys lake-to-mongodb` |
+//! | lake → MongoDB and Redis (gcs_to_mongodb) | [`serving::lake_to_serving`] | `steam-recsys lake-to-mongodb` |
+//! | the recommendations HTTP API (Redis, then MongoDB) | [`serve::serve`] | `steam-recsys serve` |
 //! | check every backend (connection_testing) | [`serving::connection_test`] | `steam-recsys connection-test` |
 //! | PostgreSQL → lake, raw CSV + conformed Parquet (source_to_gcs_*) | [`source_to_lake::source_to_lake`] | `steam-recsys source-to-lake` |
 //! | the whole loop, generate (or given raw files) → … → MongoDB | [`run_all::run_all`] | `steam-recsys run all` |
@@ -25,6 +26,7 @@ pub mod generate;
 pub mod postgres_init;
 pub mod process;
 pub mod run_all;
+pub mod serve;
 pub mod serving;
 pub mod source_to_lake;
 pub mod train;
@@ -40,6 +42,10 @@ pub use generate::{generate, GenerateOptions, Generated};
 pub use postgres_init::{postgres_init, InitInput};
 pub use process::{process, ProcessOptions};
 pub use run_all::{run_all, RawInput, RunAllOptions, RunAllReport};
-pub use serving::{connection_test, lake_to_mongodb, lake_to_mongodb_with, Check};
+pub use serve::{serve, serve_until, ServeOptions};
+pub use serving::{
+    connection_test, lake_to_mongodb, lake_to_mongodb_with, lake_to_serving, Check, ServingLoad,
+    ServingTables,
+};
 pub use source_to_lake::{source_to_lake, SourceToLakeOptions, TableGroup};
 pub use train::{train, TrainOptions, TrainReport};

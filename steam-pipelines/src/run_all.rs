@@ -54,6 +54,8 @@ pub struct RunAllOptions {
     pub mongo: MongoConfig,
     /// The collection served.
     pub collection: String,
+    /// Redis, filled with MongoDB when given (see [`serving::lake_to_serving`]).
+    pub redis: Option<steam_connectors::redis::RedisConfig>,
     /// The run date: the conformed partition written and trained on.
     pub date: NaiveDate,
     /// Fraction of ratings held out at random for evaluation. The model is chosen by tuning on a
@@ -94,9 +96,14 @@ impl RunAllReport {
         }
     }
 
-    /// Documents written to the served collection.
+    /// Users written to the served collection (MongoDB's copy).
     pub fn served(&self) -> u64 {
-        self.serving.tables.iter().map(|t| t.rows).sum()
+        // The recommendations are written first, then the popular list and the users.
+        self.serving
+            .tables
+            .iter()
+            .find(|t| t.table.ends_with(" → mongodb"))
+            .map_or(0, |t| t.rows)
     }
 }
 
@@ -286,9 +293,17 @@ pub async fn run_all(options: &RunAllOptions) -> Result<RunAllReport> {
     let served = stage(
         &mut stages,
         p,
-        "lake_to_mongodb",
-        "recommendations → MongoDB",
-        serving::lake_to_mongodb(&options.results, &options.mongo, &options.collection),
+        "lake_to_serving",
+        "recommendations → MongoDB and Redis",
+        serving::lake_to_serving(&serving::ServingLoad {
+            users: Some(options.conformed_lake.clone()),
+            redis: options.redis.clone(),
+            ..serving::ServingLoad::new(
+                options.results.clone(),
+                options.mongo.clone(),
+                &options.collection,
+            )
+        }),
     )
     .await?;
     Ok(RunAllReport {

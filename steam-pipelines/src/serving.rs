@@ -1,4 +1,4 @@
-//! The gcs_to_mongodb pipeline (recommendations from the lake into MongoDB) and
+//! The serving load (the reference's gcs_to_mongodb, with Redis as the serving copy) and
 //! connection_testing.
 
 use std::time::{Duration, Instant};
@@ -7,13 +7,102 @@ use futures::StreamExt;
 use steam_connectors::lake::{Lake, LakeSource};
 use steam_connectors::mongodb::{MongoConfig, MongoSink, MongoSource};
 use steam_connectors::postgres::PostgresConfig;
+use steam_connectors::redis::{RedisConfig, RedisSink};
 use steam_core::{
-    batch_stream, Result, RunSummary, Sink, Source, StageSummary, TableRef, WriteMode,
+    batch_stream, BatchStream, Error, Result, RunSummary, Sink, Source, StageSummary, TableRef,
+    WriteMode, WriteSummary,
 };
 use steam_transforms::{remove_probability, served_schema};
 
 /// The reference's collection of served recommendations.
 pub const DEFAULT_COLLECTION: &str = "recsys";
+
+/// What the serving load reads and where it writes: see [`lake_to_serving`].
+#[derive(Debug, Clone)]
+pub struct ServingLoad {
+    /// The recommendations: a Parquet object in Spark's `recommendForAllUsers` schema, or a prefix
+    /// of such objects.
+    pub results: Lake,
+    /// The conformed layer whose `users_mapping` table (its latest partition) is loaded for
+    /// lookups by username; `None` loads none.
+    pub users: Option<Lake>,
+    /// MongoDB, the system of record.
+    pub mongo: MongoConfig,
+    /// The collection of recommendations; [`ServingTables`] names the others after it.
+    pub collection: String,
+    /// Redis, the serving copy, if any.
+    pub redis: Option<RedisConfig>,
+    /// How the stores are written: [`WriteMode::Replace`] (refresh, the default), or
+    /// [`WriteMode::Append`] (insert into MongoDB; set entries in place in Redis).
+    pub mode: WriteMode,
+}
+
+impl ServingLoad {
+    /// Recommendations from `results` into `collection` of `mongo`, refreshed; no users mapping,
+    /// no Redis.
+    pub fn new(results: Lake, mongo: MongoConfig, collection: impl Into<String>) -> Self {
+        ServingLoad {
+            results,
+            users: None,
+            mongo,
+            collection: collection.into(),
+            redis: None,
+            mode: WriteMode::Replace,
+        }
+    }
+}
+
+/// The names of the serving store's tables for collection `collection`: the same in MongoDB
+/// (collections) and Redis (hashes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServingTables {
+    /// Each user's recommendations: `user_id` → `recommendations` (game ids, best first).
+    pub recommendations: String,
+    /// `username` → `user_id`, from users_mapping.
+    pub users: String,
+    /// The popular fallback: one entry, `list` = `"popular"` → `game_ids`.
+    pub popular: String,
+}
+
+impl ServingTables {
+    /// The tables of `collection`: itself, `<collection>_users` and `<collection>_popular`.
+    pub fn of(collection: &str) -> Self {
+        ServingTables {
+            recommendations: collection.to_owned(),
+            users: format!("{collection}_users"),
+            popular: format!("{collection}_popular"),
+        }
+    }
+}
+
+/// The key of the popular fallback's one entry.
+pub const POPULAR_KEY: &str = "popular";
+
+/// The schema of a serving store's users table.
+pub fn users_schema() -> arrow::datatypes::SchemaRef {
+    use arrow::datatypes::{DataType, Field, Schema};
+    std::sync::Arc::new(Schema::new(vec![
+        Field::new("username", DataType::Utf8, false),
+        Field::new("user_id", DataType::Int32, false),
+    ]))
+}
+
+/// The schema of a serving store's popular table.
+pub fn popular_schema() -> arrow::datatypes::SchemaRef {
+    use arrow::datatypes::{DataType, Field, Schema};
+    std::sync::Arc::new(Schema::new(vec![
+        Field::new("list", DataType::Utf8, false),
+        Field::new(
+            "game_ids",
+            DataType::List(std::sync::Arc::new(Field::new(
+                "item",
+                DataType::Int32,
+                true,
+            ))),
+            false,
+        ),
+    ]))
+}
 
 /// Loads recommendations (Spark's `recommendForAllUsers` output: `user_id`,
 /// `recommendations` `list<struct<game_id, rating>>`) from Parquet at `source` (one object or a
@@ -36,31 +125,194 @@ pub async fn lake_to_mongodb_with(
     collection: &str,
     mode: WriteMode,
 ) -> Result<RunSummary> {
+    let mut load = ServingLoad::new(source.clone(), mongo.clone(), collection);
+    load.mode = mode;
+    lake_to_serving(&load).await
+}
+
+/// The serving load: reads the recommendations once, drops their ratings (remove_probability),
+/// and writes them to MongoDB (the system of record) and, when configured, Redis (the serving
+/// copy) at the same time, every store's copy marked with the same run id; then, into both
+/// stores, the popular fallback written by `train` beside the results
+/// ([`crate::train::popular_file`]; skipped with a warning for results from elsewhere) and
+/// `username → user_id` from users_mapping. Table names: [`ServingTables`].
+///
+/// In refresh mode each table is replaced as its sink does it: in MongoDB a key keeps a document
+/// throughout (readers take its newest), in Redis the new set is swapped in whole. A load that
+/// fails (either store) is an error; the stores then still serve their earlier sets (MongoDB's
+/// readers may see some keys of the failed run) and a rerun completes the refresh.
+pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
     let started = Instant::now();
-    let input = LakeSource::objects(source).await?;
+    let run = steam_core::run_id();
+    let tables = ServingTables::of(&load.collection);
+    let mut written = Vec::new();
+
+    let input = LakeSource::objects(&load.results).await?;
     let served = input
         .read()
         .await?
         .map(|batch| batch.and_then(|b| remove_probability(&b)));
-    let sink = MongoSink::new(mongo.clone()).with_key(&["user_id"]);
-    let written = sink
-        .write(
-            &TableRef::new(collection, served_schema()),
-            mode,
+    let key = match load.mode {
+        WriteMode::Upsert { .. } => WriteMode::Upsert {
+            keys: vec!["user_id".into()],
+        },
+        ref other => other.clone(),
+    };
+    written.extend(
+        write_both(
+            load,
+            &run,
+            TableRef::new(&tables.recommendations, served_schema()),
+            "user_id",
+            key,
             batch_stream(served),
         )
-        .await?;
+        .await?,
+    );
+    let mut stages = vec![StageSummary::since("recommendations", started)];
+
+    let t = Instant::now();
+    match read_popular(&load.results).await? {
+        Some(batch) => written.extend(
+            write_both(
+                load,
+                &run,
+                TableRef::new(&tables.popular, popular_schema()),
+                "list",
+                WriteMode::Replace,
+                batch_stream(futures::stream::iter([Ok(batch)])),
+            )
+            .await?,
+        ),
+        None => tracing::warn!(
+            "no popular list beside {} (train writes one): users without recommendations get none",
+            load.results
+        ),
+    }
+    if let Some(conformed) = &load.users {
+        let table = conformed.child(steam_core::Table::UsersMapping.name());
+        let snapshot = table.snapshot(None).await?;
+        let users = LakeSource::objects(&snapshot)
+            .await?
+            .select(&["username", "user_id"])?;
+        written.extend(
+            write_both(
+                load,
+                &run,
+                TableRef::new(&tables.users, users_schema()),
+                "username",
+                WriteMode::Replace,
+                users.read().await?,
+            )
+            .await?,
+        );
+    }
+    stages.push(StageSummary::since("popular and users", t));
+    stages.push(StageSummary::since("lake_to_serving", started));
     Ok(RunSummary {
-        tables: vec![written],
-        stages: vec![StageSummary::since("lake_to_mongodb", started)],
+        tables: written,
+        stages,
         ..RunSummary::default()
     })
+}
+
+/// Writes `batches` to MongoDB and, if configured, Redis, both at once (one read), keyed on
+/// `key`. Each store's summary is named `<table> → mongodb` or `<table> → redis`.
+async fn write_both(
+    load: &ServingLoad,
+    run: &str,
+    table: TableRef,
+    key: &str,
+    mode: WriteMode,
+    batches: BatchStream,
+) -> Result<Vec<WriteSummary>> {
+    let mongo = MongoSink::new(load.mongo.clone())
+        .with_key(&[key])
+        .with_run_id(run);
+    let named = |mut s: WriteSummary, store: &str| {
+        s.table = format!("{} → {store}", table.name);
+        s
+    };
+    let Some(redis) = &load.redis else {
+        let s = mongo.write(&table, mode, batches).await?;
+        return Ok(vec![named(s, "mongodb")]);
+    };
+    let value = table
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .find(|n| *n != key)
+        .unwrap_or(key)
+        .to_owned();
+    let redis = RedisSink::new(redis.clone())
+        .with_key(key)
+        .with_value(&value)
+        .with_run_id(run);
+    let (a, b) = steam_core::tee(batches, 4, format!("serving load of {}", table.name));
+    let (m, r) = futures::future::try_join(
+        mongo.write(&table, mode.clone(), a),
+        redis.write(&table, mode, b),
+    )
+    .await?;
+    Ok(vec![named(m, "mongodb"), named(r, "redis")])
+}
+
+/// The popular list beside `results` (see [`crate::train::popular_file`]) as the popular table's
+/// one row, or `None` when there is none.
+async fn read_popular(results: &Lake) -> Result<Option<steam_core::RecordBatch>> {
+    use arrow::array::{Array, AsArray, Int32Array, ListArray, StringArray};
+    let Some(lake) = crate::train::popular_file(results) else {
+        return Ok(None);
+    };
+    let url = lake.url().to_owned();
+    match object_store::ObjectStoreExt::head(lake.store().as_ref(), lake.prefix()).await {
+        Ok(_) => {}
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(Error::backend_msg("lake", &url, e.to_string())),
+    }
+    let batches = LakeSource::objects(&lake)
+        .await?
+        .select(&["rank", "game_id"])?
+        .read_all()
+        .await?;
+    let mut ranked = Vec::new();
+    for b in &batches {
+        let rank = b.column(0).as_primitive::<arrow::datatypes::Int32Type>();
+        let game = b.column(1).as_primitive::<arrow::datatypes::Int32Type>();
+        for i in 0..b.num_rows() {
+            if rank.is_valid(i) && game.is_valid(i) {
+                ranked.push((rank.value(i), game.value(i)));
+            }
+        }
+    }
+    ranked.sort_unstable();
+    let ids = Int32Array::from_iter_values(ranked.into_iter().map(|(_, g)| g));
+    let list = ListArray::new(
+        std::sync::Arc::new(arrow::datatypes::Field::new(
+            "item",
+            arrow::datatypes::DataType::Int32,
+            true,
+        )),
+        arrow::buffer::OffsetBuffer::from_lengths([ids.len()]),
+        std::sync::Arc::new(ids),
+        None,
+    );
+    steam_core::RecordBatch::try_new(
+        popular_schema(),
+        vec![
+            std::sync::Arc::new(StringArray::from(vec![POPULAR_KEY])),
+            std::sync::Arc::new(list),
+        ],
+    )
+    .map(Some)
+    .map_err(|e| Error::arrow(url, e))
 }
 
 /// The outcome of checking one backend.
 #[derive(Debug)]
 pub struct Check {
-    /// The backend: postgres, lake, mongodb.
+    /// The backend: postgres, lake, mongodb, redis.
     pub backend: &'static str,
     /// What was checked (server, URL), without secrets.
     pub target: String,
@@ -94,12 +346,13 @@ async fn timed<F: std::future::Future<Output = Result<()>>>(
 }
 
 /// connection_testing: `SELECT 1` on PostgreSQL; list, then write, read back and delete a probe
-/// object on the lake; ping MongoDB and read up to 5 documents of `collection`. Checks only what is
-/// given.
+/// object on the lake; ping MongoDB and read up to 5 documents of `collection`; ping Redis.
+/// Checks only what is given.
 pub async fn connection_test(
     postgres: Option<&PostgresConfig>,
     lake: Option<&Lake>,
     mongo: Option<(&MongoConfig, &str)>,
+    redis: Option<&RedisConfig>,
 ) -> Vec<Check> {
     let mut checks = Vec::new();
     if let Some(pg) = postgres {
@@ -169,6 +422,13 @@ pub async fn connection_test(
             backend: "mongodb",
             target: mongo.describe(),
             result,
+        });
+    }
+    if let Some(redis) = redis {
+        checks.push(Check {
+            backend: "redis",
+            target: redis.describe(),
+            result: timed(redis.ping()).await,
         });
     }
     checks

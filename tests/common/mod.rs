@@ -216,3 +216,55 @@ pub async fn objects(lake: &steam_recsys::connectors::lake::Lake) -> Vec<String>
     names.sort();
     names
 }
+
+/// The test Redis server (`STEAM_TEST_REDIS_URL`, set by scripts/services) with a key prefix of
+/// this test's own, so that tests running at once never share keys.
+pub fn redis(prefix: &str) -> steam_recsys::connectors::redis::RedisConfig {
+    let url = std::env::var("STEAM_TEST_REDIS_URL").expect(
+        "STEAM_TEST_REDIS_URL is not set: run the tests with scripts/test (scripts/services)",
+    );
+    steam_recsys::connectors::redis::RedisConfig::from_url(&url)
+        .unwrap()
+        .with_prefix(format!("{}:", unique_schema(prefix)))
+}
+
+/// Writes `user_recommendations` in Spark's schema to `path`: users `users`, each with the three
+/// games `user * 10 + salt + 0..3`, best first.
+pub fn write_recommendations(path: &std::path::Path, users: std::ops::Range<i32>, salt: i32) {
+    let schema = steam_recsys::core::recommendations_schema();
+    let arrow::datatypes::DataType::List(item) = schema.field(1).data_type().clone() else {
+        unreachable!()
+    };
+    let arrow::datatypes::DataType::Struct(fields) = item.data_type().clone() else {
+        unreachable!()
+    };
+    let n = users.len();
+    let games: Vec<i32> = users
+        .clone()
+        .flat_map(|u| (0..3).map(move |k| u * 10 + k + salt))
+        .collect();
+    let ratings: Vec<f32> = (0..games.len()).map(|i| 1.0 - i as f32 / 1000.0).collect();
+    let structs = arrow::array::StructArray::new(
+        fields,
+        vec![
+            std::sync::Arc::new(arrow::array::Int32Array::from(games)),
+            std::sync::Arc::new(arrow::array::Float32Array::from(ratings)),
+        ],
+        None,
+    );
+    let offsets = arrow::buffer::OffsetBuffer::from_lengths(std::iter::repeat_n(3, n));
+    let list = arrow::array::ListArray::new(item, offsets, std::sync::Arc::new(structs), None);
+    let batch = arrow::array::RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            std::sync::Arc::new(arrow::array::Int32Array::from_iter_values(users)),
+            std::sync::Arc::new(list),
+        ],
+    )
+    .unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}

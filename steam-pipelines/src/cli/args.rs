@@ -147,8 +147,41 @@ pub enum Command {
         /// How the collection is written.
         #[arg(long, value_enum, default_value_t = ServeMode::Refresh)]
         mode: ServeMode,
+        /// The serving copy.
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// The conformed layer whose users_mapping (latest partition) is loaded for lookups by
+        /// username [default: CONFORMED_LAKE_URL, else the profile's lake.conformed; without
+        /// either, none is loaded].
+        #[arg(long, env = "CONFORMED_LAKE_URL")]
+        conformed_lake: Option<String>,
     },
-    /// Check every configured backend: PostgreSQL, the lake, MongoDB. Exits non-zero if any fails.
+    /// Serve every user's recommendations over HTTP: GET /users/{user_id}/recommendations,
+    /// /users/by-name/{username}/recommendations, /healthz, /metrics. From Redis, else MongoDB;
+    /// users the model does not know get the popular list. Stops on SIGTERM or Ctrl-C.
+    Serve {
+        /// The address to listen on [default: the profile's serve.bind, else 127.0.0.1:8080].
+        #[arg(long, env = "STEAM_RECSYS_BIND")]
+        bind: Option<std::net::SocketAddr>,
+        /// The serving copy.
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// The deployment, database and collection.
+        #[command(flatten)]
+        mongo: MongoArgs,
+        /// Seconds a request may take [default: the profile's serve.timeout, else 2].
+        #[arg(long)]
+        timeout: Option<f64>,
+        /// Seconds a Redis lookup may take before MongoDB answers [default: the profile's
+        /// serve.redis_timeout, else 0.1].
+        #[arg(long)]
+        redis_timeout: Option<f64>,
+        /// Requests served at once [default: the profile's serve.concurrency, else 1024].
+        #[arg(long)]
+        concurrency: Option<usize>,
+    },
+    /// Check every configured backend: PostgreSQL, the lake, MongoDB, Redis. Exits non-zero if any
+    /// fails.
     ConnectionTest {
         /// PostgreSQL URL [default: POSTGRES_URL, else the POSTGRES_* variables].
         #[arg(long, env = "POSTGRES_URL", hide_env_values = true)]
@@ -164,6 +197,9 @@ pub enum Command {
         /// mongodb.collection, else recsys].
         #[arg(long)]
         collection: Option<String>,
+        /// Redis to ping.
+        #[command(flatten)]
+        redis: RedisArgs,
     },
     /// Train ALS on games_reviews and write every user's top 10 games not yet reviewed, with
     /// the model, its parameters and metrics beside it (`<name>.model.json`). By default the model
@@ -423,6 +459,9 @@ pub enum RunCommand {
         /// The deployment, database and collection.
         #[command(flatten)]
         mongo: MongoArgs,
+        /// The serving copy (filled with MongoDB when given).
+        #[command(flatten)]
+        redis: RedisArgs,
         /// Run date, YYYY-MM-DD [default: today, UTC].
         #[arg(long)]
         date: Option<chrono::NaiveDate>,
@@ -476,4 +515,14 @@ pub struct MongoArgs {
     /// Collection [default: the profile's mongodb.collection, else recsys].
     #[arg(long)]
     pub collection: Option<String>,
+}
+
+/// Where the serving copy is in Redis.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RedisArgs {
+    /// Redis URL, redis://USER:PASSWORD@HOST:PORT/DB or rediss:// for TLS (prefer the
+    /// REDIS_URL variable, which other users cannot see in the process list) [default: the
+    /// profile's redis.url; without either, no Redis].
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
 }

@@ -263,6 +263,7 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                     layers,
                     results_lake,
                     mongo,
+                    redis,
                     date,
                     holdout,
                     no_progress,
@@ -283,6 +284,7 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 results: settings.lake(&settings.results_object_in(results_lake))?,
                 mongo,
                 collection,
+                redis: settings.redis_of(&redis)?,
                 date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
                 holdout,
                 progress: !no_progress,
@@ -290,11 +292,16 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             let report = crate::run_all(&options).await?;
             out!("{report}");
             outln!(
-                "\nserved {} documents in {}.{} at {}",
+                "\nserved {} users in {}.{} at {}{}",
                 report.served(),
                 options.mongo.database(),
                 options.collection,
-                options.mongo.describe()
+                options.mongo.describe(),
+                options
+                    .redis
+                    .as_ref()
+                    .map(|r| format!(" and Redis at {}", r.describe()))
+                    .unwrap_or_default()
             );
         }
         Command::Sql {
@@ -341,28 +348,98 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             source,
             mongo,
             mode,
+            redis,
+            conformed_lake,
         } => {
-            let mode = match mode {
+            let (mongo, collection) = settings.mongo_of(&mongo)?;
+            let mut load = crate::ServingLoad::new(
+                settings.lake(&settings.results_object(source))?,
+                mongo,
+                collection,
+            );
+            load.mode = match mode {
                 ServeMode::Refresh => steam_core::WriteMode::Replace,
                 ServeMode::Insert => steam_core::WriteMode::Append,
             };
-            let (mongo, collection) = settings.mongo_of(&mongo)?;
-            let lake = settings.lake(&settings.results_object(source))?;
-            let summary =
-                crate::serving::lake_to_mongodb_with(&lake, &mongo, &collection, mode).await?;
+            load.redis = settings.redis_of(&redis)?;
+            load.users = match settings.conformed_lake_given(conformed_lake) {
+                Some(url) => Some(settings.lake(&url)?),
+                None => {
+                    tracing::warn!(
+                        "no conformed lake given (--conformed-lake, CONFORMED_LAKE_URL or the \
+                         profile's lake.conformed): users_mapping is not loaded, lookups by \
+                         username will find no one"
+                    );
+                    None
+                }
+            };
+            let summary = crate::lake_to_serving(&load).await?;
             out!("{summary}");
             outln!(
-                "\nwrote {}.{collection} at {} from {}",
-                mongo.database(),
-                mongo.describe(),
-                lake
+                "\nwrote {}.{} at {}{} from {}",
+                load.mongo.database(),
+                load.collection,
+                load.mongo.describe(),
+                load.redis
+                    .as_ref()
+                    .map(|r| format!(" and Redis at {}", r.describe()))
+                    .unwrap_or_default(),
+                load.results
             );
+        }
+        Command::Serve {
+            bind,
+            redis,
+            mongo,
+            timeout,
+            redis_timeout,
+            concurrency,
+        } => {
+            let (mongo, collection) = settings.mongo_of(&mongo)?;
+            let mut options = crate::ServeOptions::new(mongo, collection);
+            let profile = settings
+                .profile
+                .as_ref()
+                .map(|p| p.serve.clone())
+                .unwrap_or_default();
+            options.bind = match (bind, &profile.bind) {
+                (Some(b), _) => b,
+                (None, Some(b)) => b.parse().map_err(|_| Error::Config {
+                    key: "serve.bind".into(),
+                    reason: format!("{b:?} is not ADDRESS:PORT"),
+                })?,
+                (None, None) => options.bind,
+            };
+            let seconds = |flag: Option<f64>, key: &str| -> Result<Option<std::time::Duration>> {
+                flag.map(|s| {
+                    std::time::Duration::try_from_secs_f64(s)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| Error::Config {
+                            key: key.into(),
+                            reason: format!("{s} is not a positive number of seconds"),
+                        })
+                })
+                .transpose()
+            };
+            options.timeout = seconds(timeout, "--timeout")?
+                .or(profile.timeout)
+                .unwrap_or(options.timeout);
+            options.redis_timeout = seconds(redis_timeout, "--redis-timeout")?
+                .or(profile.redis_timeout)
+                .unwrap_or(options.redis_timeout);
+            options.concurrency = concurrency
+                .or(profile.concurrency)
+                .unwrap_or(options.concurrency);
+            options.redis = settings.redis_of(&redis)?;
+            crate::serve(&options).await?;
         }
         Command::ConnectionTest {
             postgres_url,
             lake,
             mongodb_uri,
             collection,
+            redis,
         } => {
             let pg = settings.postgres(postgres_url.as_ref().map(Secret::expose), None)?;
             let lake = lake
@@ -377,11 +454,12 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 .transpose()?;
             let mongo = settings.mongo(mongodb_uri.as_ref().map(Secret::expose), None)?;
             let collection = settings.collection(collection);
-            if pg.is_none() && lake.is_none() && mongo.is_none() {
+            let redis = settings.redis_of(&redis)?;
+            if pg.is_none() && lake.is_none() && mongo.is_none() && redis.is_none() {
                 return Err(Error::Config {
                     key: "connection-test".into(),
-                    reason: "nothing to check: give --postgres-url, --lake or --mongodb-uri \
-                             (or their environment variables, or a --config file)"
+                    reason: "nothing to check: give --postgres-url, --lake, --mongodb-uri or \
+                             --redis-url (or their environment variables, or a --config file)"
                         .into(),
                 });
             }
@@ -389,6 +467,7 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 pg.as_ref(),
                 lake.as_ref(),
                 mongo.as_ref().map(|m| (m, collection.as_str())),
+                redis.as_ref(),
             )
             .await;
             for c in &checks {

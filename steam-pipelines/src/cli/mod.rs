@@ -27,7 +27,7 @@ mod commands;
 mod settings;
 
 pub use args::{
-    Cli, Command, LayerArgs, MongoArgs, PostgresArgs, RunCommand, ServeMode, SqlFormat,
+    Cli, Command, LayerArgs, MongoArgs, PostgresArgs, RedisArgs, RunCommand, ServeMode, SqlFormat,
 };
 pub use commands::{run, run_with};
 pub use settings::Settings;

@@ -6,7 +6,7 @@ use steam_connectors::mongodb::MongoConfig;
 use steam_connectors::postgres::PostgresConfig;
 use steam_core::{Error, Result, Secret};
 
-use super::args::{LayerArgs, MongoArgs, PostgresArgs};
+use super::args::{LayerArgs, MongoArgs, PostgresArgs, RedisArgs};
 
 use crate::config::{ConfigFile, Profile};
 
@@ -48,6 +48,35 @@ impl Settings {
             args.database.as_deref(),
         )?;
         Ok((config, self.collection(args.collection.clone())))
+    }
+
+    /// The Redis server of `args` (the flag or `REDIS_URL`), else the profile's (with its key
+    /// prefix); `None` when neither gives one.
+    pub fn redis_of(
+        &self,
+        args: &RedisArgs,
+    ) -> Result<Option<steam_connectors::redis::RedisConfig>> {
+        let profile = self.profile.as_ref().and_then(|p| p.redis.as_ref());
+        let prefix = profile.and_then(|p| p.prefix.clone());
+        match &args.redis_url {
+            Some(url) => {
+                let config = steam_connectors::redis::RedisConfig::from_url(url.expose())?;
+                Ok(Some(match prefix {
+                    Some(p) => config.with_prefix(p),
+                    None => config,
+                }))
+            }
+            None => profile
+                .map(|p| p.to_config())
+                .transpose()
+                .map(Option::flatten),
+        }
+    }
+
+    /// The conformed layer's URL when one is given (the flag or its variable, else the profile's),
+    /// without the default bucket.
+    pub fn conformed_lake_given(&self, flag: Option<String>) -> Option<String> {
+        flag.or_else(|| self.profile.as_ref().and_then(|p| p.lake.conformed.clone()))
     }
 
     /// Reads `.env` from the current directory, then the configuration file (if any) and `.env`

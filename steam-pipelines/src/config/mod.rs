@@ -44,6 +44,17 @@
 //! database = "steam_recsys"            # default: the URI's, else steam_recsys
 //! collection = "recsys"                # default: recsys
 //!
+//! [default.redis]
+//! # The serving copy of the recommendations (redis://, or rediss:// for TLS).
+//! url = "redis://:${REDIS_PASSWORD}@localhost:6379/0"
+//! prefix = "steam-recsys:"             # default: steam-recsys:
+//!
+//! [default.serve]
+//! bind = "127.0.0.1:8080"              # default: 127.0.0.1:8080
+//! timeout = 2                          # seconds per request, default 2
+//! redis_timeout = 0.1                  # seconds per Redis lookup, default 0.1
+//! concurrency = 1024                   # requests served at once, default 1024
+//!
 //! # Another profile: everything on this machine.
 //! [local.postgres]
 //! host = "localhost"
@@ -117,6 +128,10 @@
 //! | MongoDB server | `--mongodb-uri` | `MONGODB_URI`, else `MONGODB_*` | `mongodb.uri`, or `mongodb.host`… |
 //! | database | `--database` | `MONGODB_DATABASE` | `mongodb.database` |
 //! | collection | `--collection` | | `mongodb.collection` |
+//! | Redis server | `--redis-url` | `REDIS_URL` | `redis.url` |
+//! | Redis key prefix | | | `redis.prefix` |
+//! | API address | `--bind` | `STEAM_RECSYS_BIND` | `serve.bind` |
+//! | API timeouts, concurrency | `--timeout`, `--redis-timeout`, `--concurrency` | | `serve.timeout`, `serve.redis_timeout`, `serve.concurrency` |
 //! | GCS service account | | `GOOGLE_SERVICE_ACC_KEY_FILEPATH`, `GOOGLE_SERVICE_ACCOUNT` | `lake.google_service_account_key` |
 //!
 //! When `lake.google_service_account_key` is set (and neither of those variables is), the CLI
@@ -142,7 +157,7 @@ use std::path::Path;
 use steam_core::{Error, Result};
 
 pub use dotenv::{load_dotenv, read_dotenv, DotenvEntries};
-pub use profiles::{LakeProfile, MongoProfile, PostgresProfile};
+pub use profiles::{LakeProfile, MongoProfile, PostgresProfile, RedisProfile, ServeProfile};
 use raw::{interpolate, key_path, toml_error, RawProfile, Resolver};
 
 /// All the profiles of a configuration file, as written (variables not yet replaced).
@@ -258,6 +273,10 @@ pub struct Profile {
     pub lake: LakeProfile,
     /// The `mongodb` section, if the profile has one.
     pub mongodb: Option<MongoProfile>,
+    /// The `redis` section, if the profile has one.
+    pub redis: Option<RedisProfile>,
+    /// The `serve` section (all keys unset when the profile has none).
+    pub serve: ServeProfile,
 }
 
 #[cfg(test)]
@@ -303,9 +322,24 @@ mod tests {
                 vars(&[
                     ("POSTGRES_PASSWORD", "pg-s3cret"),
                     ("MONGODB_PASSWORD", "mg-s3cret"),
+                    ("REDIS_PASSWORD", "rd-s3cret"),
                 ]),
             )
             .unwrap();
+        let redis = p.redis.as_ref().unwrap();
+        assert!(!format!("{redis:?}").contains("rd-s3cret"), "{redis:?}");
+        let rc = redis.to_config().unwrap().unwrap();
+        assert_eq!(rc.describe(), "redis://:***@localhost:6379/0");
+        assert_eq!(rc.prefix(), "steam-recsys:");
+        assert_eq!(
+            p.serve,
+            ServeProfile {
+                bind: Some("127.0.0.1:8080".into()),
+                timeout: Some(Duration::from_secs(2)),
+                redis_timeout: Some(Duration::from_millis(100)),
+                concurrency: Some(1024),
+            }
+        );
         let pg = p.postgres.as_ref().unwrap();
         assert_eq!(pg.password.as_ref().unwrap().expose(), "pg-s3cret");
         assert_eq!(pg.schema.as_deref(), Some("recsys"));
@@ -343,6 +377,22 @@ mod tests {
             Some("file:///var/lib/steam-recsys/raw")
         );
         assert!(local.mongodb.unwrap().user.is_none());
+    }
+
+    #[test]
+    fn bad_serve_and_redis_values_name_their_key() {
+        for (text, key) in [
+            ("[p.serve]\nbind = \"localhost\"\n", "p.serve.bind"),
+            ("[p.serve]\nconcurrency = 0\n", "p.serve.concurrency"),
+            ("[p.serve]\ntimeout = -1\n", "p.serve.timeout"),
+            ("[p.redis]\nurl = \"http://:pw-s3cret@h\"\n", "p.redis.url"),
+        ] {
+            let file = ConfigFile::parse(text, "f.toml").unwrap();
+            let err = file.profile_with("p", vars(&[])).unwrap_err();
+            let shown = err.to_string();
+            assert!(shown.contains(key), "{shown} lacks {key}");
+            assert!(!shown.contains("pw-s3cret"), "{shown}");
+        }
     }
 
     #[test]

@@ -341,3 +341,61 @@ mod tests {
             .starts_with("mongodb+srv://cluster0.abcde.mongodb.net"));
     }
 }
+
+/// The `redis` section of a profile: the serving copy's server.
+///
+/// `Debug` shows the URL without its password.
+#[derive(Clone, Default, PartialEq)]
+pub struct RedisProfile {
+    /// `url`: `redis://[user:password@]host:port[/db]` or `rediss://…` (TLS).
+    pub url: Option<Secret>,
+    /// `prefix` of every key (default `steam-recsys:`).
+    pub prefix: Option<String>,
+}
+
+impl fmt::Debug for RedisProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisProfile")
+            .field(
+                "url",
+                &self
+                    .url
+                    .as_ref()
+                    .map(|u| steam_core::redact_url(u.expose())),
+            )
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl RedisProfile {
+    /// The connector's configuration, `None` without a `url`.
+    pub fn to_config(&self) -> Result<Option<steam_connectors::redis::RedisConfig>> {
+        let Some(url) = &self.url else {
+            return Ok(None);
+        };
+        let config = steam_connectors::redis::RedisConfig::from_url(url.expose()).map_err(|e| {
+            Error::Config {
+                key: section_key("redis", "url"),
+                reason: reason(e),
+            }
+        })?;
+        Ok(Some(match &self.prefix {
+            Some(p) => config.with_prefix(p),
+            None => config,
+        }))
+    }
+}
+
+/// The `serve` section of a profile: how `steam-recsys serve` listens and answers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServeProfile {
+    /// `bind`: the address to listen on, `ADDRESS:PORT`.
+    pub bind: Option<String>,
+    /// `timeout`, in seconds in the file: how long a request may take.
+    pub timeout: Option<Duration>,
+    /// `redis_timeout`, in seconds in the file: how long a Redis lookup may take.
+    pub redis_timeout: Option<Duration>,
+    /// `concurrency`: requests served at once, at most.
+    pub concurrency: Option<usize>,
+}

@@ -8,17 +8,35 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use steam_core::{Error, Result, Secret};
 
-use super::{LakeProfile, MongoProfile, PostgresProfile, Profile};
+use super::{LakeProfile, MongoProfile, PostgresProfile, Profile, RedisProfile, ServeProfile};
 
 #[derive(Clone, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a profile: a table of postgres, lake and mongodb sections"
+    expecting = "a profile: a table of postgres, lake, mongodb, redis and serve sections"
 )]
 pub(super) struct RawProfile {
     postgres: Option<RawPostgres>,
     lake: Option<RawLake>,
     mongodb: Option<RawMongo>,
+    redis: Option<RawRedis>,
+    serve: Option<RawServe>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a redis section")]
+pub(super) struct RawRedis {
+    url: Option<Hidden>,
+    prefix: Option<String>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a serve section")]
+pub(super) struct RawServe {
+    bind: Option<String>,
+    timeout: Option<Number>,
+    redis_timeout: Option<Number>,
+    concurrency: Option<Number>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -185,6 +203,18 @@ impl RawProfile {
                 ],
             )?;
         }
+        if let Some(x) = &self.redis {
+            each(
+                "redis",
+                &[
+                    ("url", x.url.as_ref().map(|h| h.0.as_str())),
+                    ("prefix", x.prefix.as_deref()),
+                ],
+            )?;
+        }
+        if let Some(x) = &self.serve {
+            each("serve", &[("bind", x.bind.as_deref())])?;
+        }
         Ok(())
     }
 
@@ -260,10 +290,59 @@ impl RawProfile {
                 Some(profile)
             }
         };
+        let redis = match &self.redis {
+            None => None,
+            Some(x) => {
+                let s = "redis";
+                let profile = RedisProfile {
+                    url: r
+                        .text(s, "url", x.url.as_ref().map(|h| &h.0))?
+                        .map(Secret::new),
+                    prefix: r.text(s, "prefix", x.prefix.as_ref())?,
+                };
+                if let Some(url) = &profile.url {
+                    if let Err(e) = steam_connectors::redis::RedisConfig::from_url(url.expose()) {
+                        return Err(r.error(s, "url", reason(e)));
+                    }
+                }
+                Some(profile)
+            }
+        };
+        let serve = match &self.serve {
+            None => ServeProfile::default(),
+            Some(x) => {
+                let s = "serve";
+                let bind = r.text(s, "bind", x.bind.as_ref())?;
+                if let Some(b) = &bind {
+                    if b.parse::<std::net::SocketAddr>().is_err() {
+                        return Err(r.error(s, "bind", format!("{b:?} is not ADDRESS:PORT")));
+                    }
+                }
+                let concurrency = match r.number(s, "concurrency", x.concurrency.as_ref())? {
+                    None => None,
+                    Some(n) if n.fract() == 0.0 && (1.0..=1e6).contains(&n) => Some(n as usize),
+                    Some(_) => {
+                        return Err(r.error(
+                            s,
+                            "concurrency",
+                            "must be a whole number from 1 to 1000000".into(),
+                        ))
+                    }
+                };
+                ServeProfile {
+                    bind,
+                    timeout: r.seconds(s, "timeout", x.timeout.as_ref())?,
+                    redis_timeout: r.seconds(s, "redis_timeout", x.redis_timeout.as_ref())?,
+                    concurrency,
+                }
+            }
+        };
         Ok(Profile {
             postgres,
             lake,
             mongodb,
+            redis,
+            serve,
         })
     }
 }
