@@ -166,6 +166,8 @@ fn parsed_arguments_never_show_a_password() {
         "postgresql://steam:pg-hunter2@db:5432/steam",
         "--mongodb-uri",
         "mongodb://app:mongo-hunter2@h1,h2/?replicaSet=rs0",
+        "--redis-url",
+        "rediss://:redis-hunter2@cache:6380",
     ])
     .unwrap();
     let shown = format!("{cli:?}");
@@ -270,4 +272,81 @@ fn train_takes_its_model_from_the_flags_and_refuses_flags_tuning_would_ignore() 
         stderr.contains("sideways") && stderr.contains("random or latest"),
         "{stderr}"
     );
+}
+
+/// Sends `GET path` to 127.0.0.1:`port` and returns the response's text, or `None` if nothing
+/// answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+#[test]
+fn serve_answers_until_sigterm_then_exits_cleanly() {
+    let uri = std::env::var("STEAM_TEST_MONGODB_URI").expect(
+        "STEAM_TEST_MONGODB_URI is not set: run the tests with scripts/test (scripts/services)",
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = steam_recsys()
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--database",
+        ])
+        .arg(format!("cli_serve_{}", std::process::id()))
+        .env("MONGODB_URI", uri)
+        .env_remove("REDIS_URL")
+        .env_remove("STEAM_RECSYS_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let health = loop {
+        if let Some(text) = http_get(port, "/healthz") {
+            break text;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "serve did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains(r#""redis":"not configured""#), "{health}");
+    let bad = http_get(port, "/users/x/recommendations").unwrap();
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert!(status.success(), "{status}: {log}");
+    assert!(log.contains("shutting down"), "{log}");
 }
