@@ -252,36 +252,43 @@ pub async fn sql(lake: &Lake, query: &str) -> Result<Vec<RecordBatch>> {
 /// [`sql`] as a stream of batches, computed as they are read, with at most `limit` rows: memory
 /// holds what the plan needs (a sort or an aggregation holds its state), not the result.
 pub async fn sql_stream(lake: &Lake, query: &str, limit: Option<usize>) -> Result<BatchStream> {
-    let ctx = session(lake, num_cpus())?;
-    let listing = lake
-        .store()
-        .list_with_delimiter(Some(lake.prefix()))
-        .await
-        .map_err(|e| lake.error(lake.prefix(), e))?;
-    for dir in listing.common_prefixes {
-        let Some(name) = dir.filename() else {
-            continue;
-        };
-        let name = name.to_owned();
-        if let Err(e) = register(&ctx, lake, &name).await {
-            tracing::warn!(
-                "{} is not a readable table, skipped: {e}",
-                lake.describe(&dir)
-            );
-        }
-    }
-    let target = format!("SQL over {}", lake.url());
-    let mut frame = ctx.sql(query).await.map_err(|e| df_error(&target, e))?;
+    let mut source = LakeSource::sql(lake, query).await?;
     if let Some(n) = limit {
-        frame = frame.limit(0, Some(n)).map_err(|e| df_error(&target, e))?;
+        source.frame = source
+            .frame
+            .limit(0, Some(n))
+            .map_err(|e| df_error(&source.target, e))?;
     }
-    let stream = frame
-        .execute_stream()
-        .await
-        .map_err(|e| df_error(&target, e))?;
-    Ok(batch_stream(
-        stream.map(move |b| b.map_err(|e| df_error(&target, e))),
-    ))
+    source.read().await
+}
+
+impl LakeSource {
+    /// The result of a SQL query over every conformed table of `lake`, each registered under its
+    /// name (the directories under the lake's prefix, `record_created_dt` a column), as a source:
+    /// its schema is known before it runs, and [`Source::read`] streams it.
+    pub async fn sql(lake: &Lake, query: &str) -> Result<Self> {
+        let ctx = session(lake, num_cpus())?;
+        let listing = lake
+            .store()
+            .list_with_delimiter(Some(lake.prefix()))
+            .await
+            .map_err(|e| lake.error(lake.prefix(), e))?;
+        for dir in listing.common_prefixes {
+            let Some(name) = dir.filename() else {
+                continue;
+            };
+            let name = name.to_owned();
+            if let Err(e) = register(&ctx, lake, &name).await {
+                tracing::warn!(
+                    "{} is not a readable table, skipped: {e}",
+                    lake.describe(&dir)
+                );
+            }
+        }
+        let target = format!("SQL over {}", lake.url());
+        let frame = ctx.sql(query).await.map_err(|e| df_error(&target, e))?;
+        Ok(Self::from_frame(target, frame))
+    }
 }
 
 fn num_cpus() -> usize {
