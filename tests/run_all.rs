@@ -123,6 +123,25 @@ collection = "recsys"
     }
     assert_eq!(users.len(), report.train.users);
     assert_eq!(report.train.written.rows as usize, users.len());
+
+    // game_stats and user_stats: one row per reviewed game and per reviewing user, in the run's
+    // partition.
+    let stats: Vec<(String, u64)> = report
+        .stats
+        .tables
+        .iter()
+        .map(|t| (t.table.clone(), t.rows))
+        .collect();
+    assert_eq!(stats.len(), 2, "{stats:?}");
+    assert!(stats[0].1 > 0 && stats[0].1 <= report.rows("postgres", "games_description").unwrap());
+    assert!(stats[1].1 as usize >= users.len(), "{stats:?}");
+    assert!(
+        text.contains("game_stats") && text.contains("user_stats"),
+        "{text}"
+    );
+    assert!(lake
+        .join("conformed_games_data/user_stats/record_created_dt=2026-11-29/part-00000.parquet")
+        .exists());
     let reviews = report.rows("postgres", "games_reviews").unwrap() as usize;
     assert_eq!(
         report.train.train_ratings + report.train.held_out_ratings,

@@ -12,6 +12,7 @@
 //! | check every backend (connection_testing) | [`serving::connection_test`] | `steam-recsys connection-test` |
 //! | PostgreSQL → lake, raw CSV + conformed Parquet (source_to_gcs_*) | [`source_to_lake::source_to_lake`] | `steam-recsys source-to-lake` |
 //! | the whole loop, generate (or given raw files) → … → MongoDB | [`run_all::run_all`] | `steam-recsys run all` |
+//! | per-game and per-user statistics of the conformed reviews → game_stats, user_stats | [`stats::stats`] | `steam-recsys stats` |
 //! | ALS training → user_recommendations (the reference's Spark notebook) | [`train::train`] | `steam-recsys train` |
 //!
 //! Connection settings can come from a configuration file of named profiles: see [`config`].
@@ -29,6 +30,7 @@ pub mod run_all;
 pub mod serve;
 pub mod serving;
 pub mod source_to_lake;
+pub mod stats;
 pub mod train;
 
 pub use config::{
@@ -48,4 +50,5 @@ pub use serving::{
     ServingTables,
 };
 pub use source_to_lake::{source_to_lake, SourceToLakeOptions, TableGroup};
+pub use stats::{stats, StatsOptions};
 pub use train::{train, TrainOptions, TrainReport};

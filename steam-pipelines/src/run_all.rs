@@ -1,5 +1,6 @@
 //! The whole offline loop in one run: raw files → process → postgres_initialization →
-//! source_to_gcs (all tables) → train → gcs_to_mongodb, with one report at the end.
+//! source_to_gcs (all tables) → stats → train → gcs_to_mongodb (and Redis), with one report at the
+//! end.
 
 use std::fmt;
 use std::future::Future;
@@ -74,6 +75,8 @@ pub struct RunAllReport {
     pub postgres: RunSummary,
     /// The tables exported to both lake layers.
     pub lake: RunSummary,
+    /// game_stats and user_stats, computed from the run's conformed partition.
+    pub stats: RunSummary,
     /// Training: metrics and the user_recommendations object.
     pub train: TrainReport,
     /// The collection written.
@@ -149,6 +152,13 @@ impl fmt::Display for RunAllReport {
                 cell(self.rows("raw", name)),
                 cell(self.rows("conformed", name)),
                 bytes
+            )?;
+        }
+        for w in &self.stats.tables {
+            writeln!(
+                f,
+                "{:<28} {:>10} {:>10} {:>10} {:>10} {:>12}",
+                w.table, "-", "-", "-", w.rows, w.bytes
             )?;
         }
         writeln!(
@@ -283,6 +293,17 @@ pub async fn run_all(options: &RunAllOptions) -> Result<RunAllReport> {
         source_to_lake(&options.postgres, &lake_options),
     )
     .await?;
+    let statistics = stage(
+        &mut stages,
+        p,
+        "stats",
+        "game_stats, user_stats",
+        crate::stats::stats(&crate::stats::StatsOptions {
+            conformed: options.conformed_lake.clone(),
+            date: Some(options.date),
+        }),
+    )
+    .await?;
     let mut train_options = TrainOptions::new(
         options.conformed_lake.child(Table::GamesReviews.name()),
         options.results.clone(),
@@ -310,6 +331,7 @@ pub async fn run_all(options: &RunAllOptions) -> Result<RunAllReport> {
         process: processed,
         postgres: loaded,
         lake: exported,
+        stats: statistics,
         train: trained,
         serving: served,
         stages,

@@ -295,6 +295,19 @@ pub enum Command {
         #[command(subcommand)]
         what: RunCommand,
     },
+    /// Per-game statistics (reviews, recommendation share and its Wilson lower bound, median and
+    /// p90 hours played, first and last review) and per-user statistics (reviews, recommendation
+    /// share, total hours) of one run's conformed reviews, written to the conformed lake as
+    /// game_stats and user_stats (the same record_created_dt partition, replaced whole).
+    Stats {
+        /// The conformed lake [default: CONFORMED_LAKE_URL, else the profile's lake.conformed,
+        /// else gs://conformed_games_data].
+        #[arg(long, env = "CONFORMED_LAKE_URL")]
+        lake: Option<String>,
+        /// The partition to compute [default: games_reviews' latest].
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+    },
     /// Run SQL (DataFusion) over the conformed tables of a lake, each registered by its name.
     Sql {
         /// The query, such as "SELECT count(*) FROM games_reviews".
@@ -427,7 +440,7 @@ pub struct SplitArgs {
 #[derive(Debug, Subcommand)]
 pub enum RunCommand {
     /// The whole offline loop: generate (or --raw DIR) → process → postgres-init →
-    /// source-to-lake (all tables) → train → lake-to-mongodb, then one report.
+    /// source-to-lake (all tables) → stats → train → lake-to-mongodb, then one report.
     All {
         /// Directory of the three raw files to use instead of generated ones (such as
         /// `download`'s).

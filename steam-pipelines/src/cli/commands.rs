@@ -304,6 +304,15 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                     .unwrap_or_default()
             );
         }
+        Command::Stats { lake, date } => {
+            let options = crate::StatsOptions {
+                conformed: settings.lake(&settings.conformed_lake(lake))?,
+                date,
+            };
+            let summary = crate::stats(&options).await?;
+            out!("{summary}");
+            outln!("\nwrote game_stats and user_stats to {}", options.conformed);
+        }
         Command::Sql {
             query,
             lake,
