@@ -324,8 +324,13 @@ async fn start_api(
     redis: Option<&RedisConfig>,
 ) -> (String, tokio::sync::oneshot::Sender<()>) {
     let mut options = ServeOptions::new(mongo.clone(), "recsys");
-    options.bind = "127.0.0.1:0".parse().unwrap();
     options.redis = redis.cloned();
+    start_api_with(options).await
+}
+
+/// [`start_api`] with options of the test's own.
+async fn start_api_with(mut options: ServeOptions) -> (String, tokio::sync::oneshot::Sender<()>) {
+    options.bind = "127.0.0.1:0".parse().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (bound_tx, bound) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
@@ -618,4 +623,28 @@ async fn with_redis_killed_answers_come_from_mongodb_and_health_says_degraded() 
         "{text}"
     );
     drop_database(&mongo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_its_time_is_a_504_with_a_json_error() {
+    let mongo = mongo();
+    let mut options = ServeOptions::new(mongo.clone(), "recsys");
+    options.timeout = Duration::from_nanos(1);
+    options.concurrency = 1;
+    let (base, _stop) = start_api_with(options).await;
+    let client = reqwest::Client::new();
+    let (status, body) = get(&client, &format!("{base}/users/7/recommendations")).await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["status"], 504);
+    assert!(
+        body["error"].as_str().unwrap().contains("no answer within"),
+        "{body}"
+    );
+    let text = metrics_text(&client, &base).await;
+    let route = "steam_recsys_http_requests_total{route=\"/users/{user_id}/recommendations\"";
+    assert_eq!(
+        metric(&text, &format!("{route},status=\"504\"}}")),
+        1.0,
+        "{text}"
+    );
 }
