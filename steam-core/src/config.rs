@@ -23,6 +23,16 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// `text` with every occurrence of the secret replaced by `***` (such as a backend's error
+    /// message that might quote it); `text` unchanged when the secret is empty.
+    pub fn hide_in(&self, text: &str) -> String {
+        if self.0.is_empty() {
+            text.to_owned()
+        } else {
+            text.replace(&self.0, "***")
+        }
+    }
 }
 
 impl std::str::FromStr for Secret {

@@ -269,44 +269,51 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The `implicit` library's initialization: every factor uniform in [0, 0.01); one random stream
-/// per entity, so the result does not depend on threads.
-fn uniform_factors(n: usize, rank: usize, seed: u64, side: u64) -> Vec<f32> {
+/// `n` factor vectors of `rank`, each filled by `fill` from a random stream of its own (seeded by
+/// `seed`, the side and the entity), so the result does not depend on threads.
+fn per_entity(
+    n: usize,
+    rank: usize,
+    seed: u64,
+    side: u64,
+    fill: impl Fn(&mut fastrand::Rng, &mut [f32]) + Sync,
+) -> Vec<f32> {
     let mut factors = vec![0f32; n * rank];
     factors
         .par_chunks_mut(rank)
         .enumerate()
         .for_each(|(e, out)| {
             let mut rng = fastrand::Rng::with_seed(mix(seed ^ mix(side ^ mix(e as u64))));
-            out.iter_mut().for_each(|v| *v = rng.f32() * 0.01);
+            fill(&mut rng, out);
         });
     factors
 }
 
+/// The `implicit` library's initialization: every factor uniform in [0, 0.01).
+fn uniform_factors(n: usize, rank: usize, seed: u64, side: u64) -> Vec<f32> {
+    per_entity(n, rank, seed, side, |rng, out| {
+        out.iter_mut().for_each(|v| *v = rng.f32() * 0.01);
+    })
+}
+
 /// Spark's initialization: each factor vector drawn from a standard normal distribution and
-/// scaled to unit length; one random stream per entity, so the result does not depend on threads.
+/// scaled to unit length.
 fn initial_factors(n: usize, rank: usize, seed: u64, side: u64) -> Vec<f32> {
-    let mut factors = vec![0f32; n * rank];
-    factors
-        .par_chunks_mut(rank)
-        .enumerate()
-        .for_each(|(e, out)| {
-            let mut rng = fastrand::Rng::with_seed(mix(seed ^ mix(side ^ mix(e as u64))));
-            let mut norm = 0f64;
-            for v in out.iter_mut() {
-                // Box–Muller; 1 - f64() is in (0, 1], so the logarithm is finite.
-                let u1 = 1.0 - rng.f64();
-                let u2 = rng.f64();
-                let g = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-                *v = g as f32;
-                norm += g * g;
-            }
-            let norm = norm.sqrt() as f32;
-            if norm > 0.0 {
-                out.iter_mut().for_each(|v| *v /= norm);
-            }
-        });
-    factors
+    per_entity(n, rank, seed, side, |rng, out| {
+        let mut norm = 0f64;
+        for v in out.iter_mut() {
+            // Box–Muller; 1 - f64() is in (0, 1], so the logarithm is finite.
+            let u1 = 1.0 - rng.f64();
+            let u2 = rng.f64();
+            let g = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            *v = g as f32;
+            norm += g * g;
+        }
+        let norm = norm.sqrt() as f32;
+        if norm > 0.0 {
+            out.iter_mut().for_each(|v| *v /= norm);
+        }
+    })
 }
 
 /// Work space of one thread: the matrix, the right-hand side (then the solution), one factor

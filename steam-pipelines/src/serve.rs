@@ -246,11 +246,8 @@ impl Api {
             .sort(doc! { RUN_FIELD: -1 })
             .await
             .map_err(|e| {
-                Error::backend_msg(
-                    "mongodb",
-                    format!("{}.{collection}", self.database.name()),
-                    e.to_string(),
-                )
+                let what = format!("finding in {}.{collection}", self.database.name());
+                self.options.mongo.error(&what, e)
             })
     }
 

@@ -94,13 +94,9 @@ fn share_columns() -> String {
 /// The date of games_reviews' partition to use: `date` (which must exist), else the latest.
 pub async fn stats_date(conformed: &Lake, date: Option<NaiveDate>) -> Result<NaiveDate> {
     let reviews = conformed.child(Table::GamesReviews.name());
-    let snapshot = reviews.snapshot(date).await?;
-    let marker = format!("{PARTITION_COLUMN}=");
-    snapshot
-        .prefix()
-        .filename()
-        .and_then(|f| f.strip_prefix(&marker))
-        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    reviews
+        .partition_date(date)
+        .await?
         .ok_or_else(|| Error::Config {
             key: "date".into(),
             reason: format!("{reviews} has no {PARTITION_COLUMN} partitions"),

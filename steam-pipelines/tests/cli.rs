@@ -54,6 +54,21 @@ fn generate_and_process(raw: &Path, processed: &Path, reviews: &str) -> [Vec<Str
     ]
 }
 
+/// Generates `reviews` reviews into `dir`/raw and processes them into `dir`/processed, which it
+/// returns.
+fn generated(dir: &Path, reviews: &str) -> std::path::PathBuf {
+    let (raw, processed) = (dir.join("raw"), dir.join("processed"));
+    for args in generate_and_process(&raw, &processed, reviews) {
+        let out = steam_recsys().args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    processed
+}
+
 /// A local lake whose games_reviews has one partition: `processed`'s games_reviews.
 fn lake_with_reviews(processed: &Path, lake: &Path) {
     let partition = lake.join("games_reviews/record_created_dt=2026-11-29");
@@ -98,16 +113,7 @@ fn a_reader_that_stops_early_ends_the_command_quietly() {
 #[test]
 fn sql_streams_rows_as_csv_or_json_up_to_a_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("raw");
-    let processed = dir.path().join("processed");
-    for args in generate_and_process(&raw, &processed, "500") {
-        assert!(steam_recsys()
-            .args(&args)
-            .output()
-            .unwrap()
-            .status
-            .success());
-    }
+    let processed = generated(dir.path(), "500");
     let lake = dir.path().join("lake");
     lake_with_reviews(&processed, &lake);
     let query = |format: &str, limit: &str| {
@@ -205,16 +211,7 @@ fn a_profiles_gcs_key_file_goes_to_the_lakes_builder() {
 #[test]
 fn train_takes_its_model_from_the_flags_and_refuses_flags_tuning_would_ignore() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("raw");
-    let processed = dir.path().join("processed");
-    for args in generate_and_process(&raw, &processed, "3000") {
-        assert!(steam_recsys()
-            .args(&args)
-            .output()
-            .unwrap()
-            .status
-            .success());
-    }
+    let processed = generated(dir.path(), "3000");
     let reviews = processed.join("games_reviews.parquet");
     let out = dir.path().join("recs.parquet");
     let train = |extra: &[&str]| {

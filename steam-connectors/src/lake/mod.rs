@@ -459,8 +459,21 @@ impl Lake {
     /// of the conformed layer is a whole snapshot of its table, so reading one is reading the
     /// table as of that run. A `date` with no partition is an error naming the dates there are.
     pub async fn snapshot(&self, date: Option<chrono::NaiveDate>) -> Result<Lake> {
+        match self.partition_date(date).await? {
+            Some(chosen) => Ok(self.child(&format!("{PARTITION_COLUMN}={chosen}"))),
+            None => Ok(self.clone()),
+        }
+    }
+
+    /// The partition [`Lake::snapshot`] reads: `date` if this conformed table has it (else an
+    /// error naming the dates there are), or its latest; `None` for a single object or a prefix
+    /// without partitions (then a `date` is an error).
+    pub async fn partition_date(
+        &self,
+        date: Option<chrono::NaiveDate>,
+    ) -> Result<Option<chrono::NaiveDate>> {
         if self.prefix.as_ref().ends_with(".parquet") {
-            return Ok(self.clone());
+            return Ok(None);
         }
         let listing = self
             .store
@@ -483,7 +496,7 @@ impl Lake {
                     key: "date".into(),
                     reason: format!("{self} has no {PARTITION_COLUMN} partitions, so not {d}'s"),
                 }),
-                None => Ok(self.clone()),
+                None => Ok(None),
             };
         };
         let chosen = date.unwrap_or(latest);
@@ -497,7 +510,7 @@ impl Lake {
                 ),
             });
         }
-        Ok(self.child(&format!("{marker}{chosen}")))
+        Ok(Some(chosen))
     }
 
     /// `url/location`, for messages.

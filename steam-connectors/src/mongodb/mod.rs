@@ -228,7 +228,9 @@ impl MongoConfig {
         Ok(())
     }
 
-    pub(crate) fn error(&self, what: &str, e: mongodb::error::Error) -> Error {
+    /// A driver error `e` while doing `what`, as the connector reports its own: classified, the
+    /// password cut out of its message, the driver's error kept as the cause ([`MongoError`]).
+    pub fn error(&self, what: &str, e: mongodb::error::Error) -> Error {
         driver_error(self.describe(), what, e, self.password.as_ref())
     }
 }
@@ -337,8 +339,8 @@ pub fn kind(e: &mongodb::error::Error) -> ErrorKind {
 fn redacted(e: &mongodb::error::Error, password: Option<&Secret>) -> String {
     let m = e.to_string();
     match password {
-        Some(p) if !p.is_empty() => m.replace(p.expose(), "***"),
-        _ => m,
+        Some(p) => p.hide_in(&m),
+        None => m,
     }
 }
 

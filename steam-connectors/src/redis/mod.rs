@@ -51,7 +51,8 @@ pub const RUN_FIELD: &[u8] = b"\xffrun";
 /// ```
 #[derive(Clone)]
 pub struct RedisConfig {
-    url: Secret,
+    /// The URL's password, kept to cut it out of error messages.
+    password: Option<Secret>,
     shown: String,
     client: redis::Client,
     prefix: String,
@@ -75,15 +76,16 @@ impl RedisConfig {
     /// does not parse is an error that does not show it.
     pub fn from_url(url: &str) -> Result<Self> {
         let shown = steam_core::redact_url(url);
+        let password = url_password(url);
         let client = redis::Client::open(url).map_err(|e| Error::Config {
             key: "redis url".into(),
             reason: format!(
                 "{shown} is not a Redis URL: {}",
-                redact(&e.to_string(), url)
+                hide(password.as_ref(), &e.to_string())
             ),
         })?;
         Ok(RedisConfig {
-            url: Secret::new(url),
+            password,
             shown,
             client,
             prefix: DEFAULT_PREFIX.into(),
@@ -155,21 +157,30 @@ impl RedisConfig {
 
     /// An error of the server while doing `what`, its message without the password.
     pub(crate) fn error(&self, what: &str, e: redis::RedisError) -> Error {
-        error(&self.shown, self.url.expose(), what, e)
+        let text = hide(self.password.as_ref(), &e.to_string());
+        Error::Backend {
+            kind: kind(&e),
+            backend: "redis",
+            target: self.shown.clone(),
+            message: format!("{what}: {text}"),
+            source: None,
+        }
     }
 }
 
-fn redact(text: &str, url: &str) -> String {
-    let password = url
-        .split_once("://")
+/// `text` without `password`.
+fn hide(password: Option<&Secret>, text: &str) -> String {
+    password.map_or_else(|| text.to_owned(), |p| p.hide_in(text))
+}
+
+/// The password of a URL's user information, if it has one.
+fn url_password(url: &str) -> Option<Secret> {
+    url.split_once("://")
         .and_then(|(_, rest)| rest.rsplit_once('@'))
         .and_then(|(userinfo, _)| userinfo.split_once(':'))
         .map(|(_, p)| p)
-        .filter(|p| !p.is_empty());
-    match password {
-        Some(p) => text.replace(p, "***"),
-        None => text.to_owned(),
-    }
+        .filter(|p| !p.is_empty())
+        .map(Secret::new)
 }
 
 /// The kind of a Redis error.
@@ -190,16 +201,6 @@ pub fn kind(e: &redis::RedisError) -> ErrorKind {
             ErrorKind::Transient
         }
         _ => ErrorKind::Other,
-    }
-}
-
-fn error(shown: &str, url: &str, what: &str, e: redis::RedisError) -> Error {
-    Error::Backend {
-        kind: kind(&e),
-        backend: "redis",
-        target: shown.to_owned(),
-        message: format!("{what}: {}", redact(&e.to_string(), url)),
-        source: None,
     }
 }
 

@@ -197,9 +197,7 @@ impl RedisSink {
                 cmd.arg(k).arg(v.unwrap_or_default());
                 entries += 1;
                 if entries == self.batch_entries {
-                    pipe.add_command(std::mem::replace(&mut cmd, redis::cmd("HSET")))
-                        .ignore();
-                    cmd.arg(target);
+                    queue(&mut pipe, &mut cmd, target);
                     entries = 0;
                     commands += 1;
                     if commands == self.in_flight {
@@ -211,9 +209,7 @@ impl RedisSink {
             rows += batch.num_rows() as u64;
             // What the batch left is sent too, so that a slow producer's rows do not wait.
             if entries > 0 {
-                pipe.add_command(std::mem::replace(&mut cmd, redis::cmd("HSET")))
-                    .ignore();
-                cmd.arg(target);
+                queue(&mut pipe, &mut cmd, target);
                 entries = 0;
                 commands += 1;
             }
@@ -238,6 +234,13 @@ impl RedisSink {
             .await
             .map_err(|e| self.config.error("HSET", e))
     }
+}
+
+/// Moves the `HSET` being built into the pipeline and starts the next one on `target`.
+fn queue(pipe: &mut redis::Pipeline, cmd: &mut redis::Cmd, target: &str) {
+    let mut next = redis::cmd("HSET");
+    next.arg(target);
+    pipe.add_command(std::mem::replace(cmd, next)).ignore();
 }
 
 /// Each row's bytes: integers as decimal digits, strings as their bytes, lists of 32-bit integers
