@@ -9,8 +9,11 @@
 //! | `redis` | [`mod@redis`] | Redis as the serving store: tables as hashes swapped in whole; lookups by key; reads as Arrow |
 //! | `hub` | [`hub`] | the HuggingFace Hub: a dataset's files downloaded, resumed and verified |
 //! | `lake` | [`lake`] | object stores by URL (S3, GCS, Azure, local, memory): CSV and Hive-partitioned Parquet layers, DataFusion reads and SQL |
+//! | `cluster` | [`cluster`] | the lake's SQL on an Apache DataFusion Ballista cluster; its scheduler and executors with the lakes' stores |
 #![warn(missing_docs)]
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 #[cfg(feature = "files")]
 pub mod files;
 #[cfg(feature = "hub")]

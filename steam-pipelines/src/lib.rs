@@ -12,13 +12,16 @@
 //! | check every backend (connection_testing) | [`serving::connection_test`] | `steam-recsys connection-test` |
 //! | PostgreSQL → lake, raw CSV + conformed Parquet (source_to_gcs_*) | [`source_to_lake::source_to_lake`] | `steam-recsys source-to-lake` |
 //! | the whole loop, generate (or given raw files) → … → MongoDB | [`run_all::run_all`] | `steam-recsys run all` |
-//! | per-game and per-user statistics of the conformed reviews → game_stats, user_stats | [`stats::stats`] | `steam-recsys stats` |
+//! | per-game and per-user statistics of the conformed reviews → game_stats, user_stats | [`stats::stats`] | `steam-recsys stats` (`--cluster`: on Ballista) |
 //! | ALS training → user_recommendations (the reference's Spark notebook) | [`train::train`] | `steam-recsys train` |
+//!
+//! | the lake's SQL, here or on a Ballista cluster | [`cluster::lake_sql`] | `steam-recsys sql`, `steam-recsys cluster scheduler\|executor` |
 //!
 //! Connection settings can come from a configuration file of named profiles: see [`config`].
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod evaluate;
 /// Fetching the real raw files: the hub connector ([`steam_connectors::hub`]).
@@ -33,6 +36,7 @@ pub mod source_to_lake;
 pub mod stats;
 pub mod train;
 
+pub use cluster::lake_sql;
 pub use config::{
     load_dotenv, read_dotenv, ConfigFile, LakeProfile, MongoProfile, PostgresProfile, Profile,
 };

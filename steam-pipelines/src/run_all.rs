@@ -301,6 +301,7 @@ pub async fn run_all(options: &RunAllOptions) -> Result<RunAllReport> {
         crate::stats::stats(&crate::stats::StatsOptions {
             conformed: options.conformed_lake.clone(),
             date: Some(options.date),
+            cluster: None,
         }),
     )
     .await?;

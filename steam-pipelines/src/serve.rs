@@ -544,11 +544,15 @@ where
 
 /// Serves the API until SIGTERM or Ctrl-C (see [`serve_until`]).
 pub async fn serve(options: &ServeOptions) -> Result<()> {
-    serve_until(options, shutdown_signal(), None).await
+    let shutdown = async {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing the requests in flight");
+    };
+    serve_until(options, shutdown, None).await
 }
 
 /// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -567,5 +571,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-    tracing::info!("shutting down: finishing the requests in flight");
 }

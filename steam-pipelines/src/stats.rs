@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use steam_connectors::lake::{Lake, LakeParquetSink, LakeSource, PARTITION_COLUMN};
+use steam_connectors::lake::{Lake, LakeParquetSink, PARTITION_COLUMN};
 use steam_core::{
     Error, Result, RunSummary, Sink, Source, StageSummary, Table, TableRef, WriteMode,
 };
@@ -21,6 +21,9 @@ pub struct StatsOptions {
     /// The partition (run date) to compute [default: games_reviews' latest]; the statistics are
     /// written to the same date.
     pub date: Option<NaiveDate>,
+    /// A Ballista cluster (`df://HOST:PORT`) to run the queries on [default: this process]; the
+    /// results are written from here either way.
+    pub cluster: Option<String>,
 }
 
 /// The SQL of `game_stats` for one partition: per game, its name (`game_name`), reviews, recommendations (over
@@ -104,7 +107,7 @@ pub async fn stats_date(conformed: &Lake, date: Option<NaiveDate>) -> Result<Nai
 }
 
 /// Computes `game_stats` and `user_stats` from one partition of the conformed layer (one
-/// DataFusion plan each, streamed) and writes each to the same date's partition with the
+/// DataFusion plan each, streamed; here or on the cluster of [`StatsOptions::cluster`]) and writes each to the same date's partition with the
 /// conformed layer's atomic partition replace.
 pub async fn stats(options: &StatsOptions) -> Result<RunSummary> {
     let date = stats_date(&options.conformed, options.date).await?;
@@ -115,7 +118,7 @@ pub async fn stats(options: &StatsOptions) -> Result<RunSummary> {
         ("user_stats", user_stats_sql(date)),
     ] {
         let started = Instant::now();
-        let source = LakeSource::sql(&options.conformed, &sql).await?;
+        let source = crate::lake_sql(&options.conformed, &sql, options.cluster.as_deref()).await?;
         let table = TableRef::new(name, source.schema());
         let written = sink
             .write(&table, WriteMode::Replace, source.read().await?)

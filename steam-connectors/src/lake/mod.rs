@@ -30,6 +30,7 @@
 
 mod object;
 mod read;
+mod stores;
 mod upload;
 mod write;
 
@@ -43,7 +44,10 @@ use steam_core::{Error, ErrorKind, Result};
 use url::Url;
 
 pub use object::ParquetObjectSink;
+#[cfg(feature = "cluster")]
+pub(crate) use read::{num_cpus, session_config};
 pub use read::{sql, sql_stream, LakeSource};
+pub use stores::LakeStores;
 pub use write::{LakeCsvSink, LakeParquetSink};
 
 /// What the hidden name of a staged local upload has after the target's name.
@@ -102,6 +106,8 @@ pub struct Lake {
     /// A local directory: parts of an upload are written one after the other into one file, and
     /// uploads are staged under hidden names (see [`Lake::staging`]).
     local: Option<Arc<object_store::local::LocalFileSystem>>,
+    /// The store's own URL (scheme and bucket), by which another process opens it.
+    store_url: Option<Url>,
 }
 
 impl fmt::Debug for Lake {
@@ -244,6 +250,15 @@ impl Lake {
             source: Some(Box::new(e)),
         };
         let mut local = None;
+        let store_url = match parsed.scheme() {
+            "memory" => None,
+            _ => Url::parse(&format!(
+                "{}://{}",
+                parsed.scheme(),
+                &parsed[url::Position::BeforeHost..url::Position::AfterPort]
+            ))
+            .ok(),
+        };
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match parsed.scheme() {
             "s3" | "s3a" => {
                 use object_store::aws::AmazonS3ConfigKey as Key;
@@ -308,6 +323,7 @@ impl Lake {
             store,
             prefix,
             local,
+            store_url,
         })
     }
 
@@ -318,7 +334,16 @@ impl Lake {
             store,
             prefix,
             local: None,
+            store_url: None,
         }
+    }
+
+    /// The URL of the lake's store alone (`s3://bucket`, `gs://bucket`, `az://container`,
+    /// `file:///`), by which another process (a cluster's executor) opens the same store with its
+    /// own environment's credentials, as [`LakeStores`] does; `None` for a `memory://` lake and a
+    /// lake made by [`Lake::new`], which only this process can read.
+    pub fn store_url(&self) -> Option<&Url> {
+        self.store_url.as_ref()
     }
 
     /// The URL (without query parameters), as messages show it.
@@ -428,6 +453,7 @@ impl Lake {
             store: self.store.clone(),
             prefix: self.path(&[part]),
             local: self.local.clone(),
+            store_url: self.store_url.clone(),
         }
     }
 
@@ -450,6 +476,7 @@ impl Lake {
                 Path::from(dir).join(name)
             },
             local: self.local.clone(),
+            store_url: self.store_url.clone(),
         })
     }
 

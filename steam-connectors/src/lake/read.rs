@@ -21,7 +21,7 @@ const STORE_URL: &str = "steam-lake://lake";
 
 /// A DataFusion error: a store's by the store's kind, a location without data files not found, a
 /// plan's (bad SQL, an unknown table or column) invalid input.
-fn df_error(target: &str, e: DataFusionError) -> Error {
+pub(crate) fn df_error(target: &str, e: DataFusionError) -> Error {
     let kind = match e.find_root() {
         DataFusionError::ObjectStore(store) => super::store_kind(store),
         // A listing of a location without data files.
@@ -41,16 +41,22 @@ fn df_error(target: &str, e: DataFusionError) -> Error {
     }
 }
 
-/// A DataFusion session that can read `lake`.
-fn session(lake: &Lake, partitions: usize) -> Result<SessionContext> {
-    let mut config = SessionConfig::new().with_target_partitions(partitions.max(1));
-    // Strings come back as written (Utf8), not as DataFusion's default view types.
+/// The session configuration of the lake's reads, locally or on a cluster: `partitions` threads
+/// (tasks per stage on a cluster), strings as written (Utf8), not as DataFusion's view types.
+pub(crate) fn session_config(config: SessionConfig, partitions: usize) -> SessionConfig {
+    let mut config = config.with_target_partitions(partitions.max(1));
     config
         .options_mut()
         .execution
         .parquet
         .schema_force_view_types = false;
-    let ctx = SessionContext::new_with_config(config);
+    config
+}
+
+/// A DataFusion session of this process that can read `lake`, its store registered under
+/// [`STORE_URL`].
+fn session(lake: &Lake, partitions: usize) -> Result<SessionContext> {
+    let ctx = SessionContext::new_with_config(session_config(SessionConfig::new(), partitions));
     let url = url::Url::parse(STORE_URL).map_err(|e| Error::Config {
         key: "lake".into(),
         reason: e.to_string(),
@@ -61,23 +67,25 @@ fn session(lake: &Lake, partitions: usize) -> Result<SessionContext> {
 
 /// Registers the conformed table `table` of `lake` in `ctx`: its Parquet objects under Hive
 /// partitions on [`PARTITION_COLUMN`].
-async fn register(ctx: &SessionContext, lake: &Lake, table: &str) -> Result<()> {
+/// `store_url` is the URL the lake's store is known by in `ctx`.
+async fn register(ctx: &SessionContext, store_url: &str, lake: &Lake, table: &str) -> Result<()> {
     let dir = lake.path(&[table]);
-    register_path(ctx, lake, table, &format!("{dir}/"), true).await
+    register_path(ctx, store_url, lake, table, &format!("{dir}/"), true).await
 }
 
 /// Registers the Parquet objects at `path` (an object, or a directory ending in `/`) as `table`,
 /// with the Hive partition column when `partitioned`.
 async fn register_path(
     ctx: &SessionContext,
+    store_url: &str,
     lake: &Lake,
     table: &str,
     path: &str,
     partitioned: bool,
 ) -> Result<()> {
     let target = lake.describe(&object_store::path::Path::from(path.trim_end_matches('/')));
-    let table_url =
-        ListingTableUrl::parse(format!("{STORE_URL}/{path}")).map_err(|e| df_error(&target, e))?;
+    let table_url = ListingTableUrl::parse(format!("{}/{path}", store_url.trim_end_matches('/')))
+        .map_err(|e| df_error(&target, e))?;
     let format = ParquetFormat::default().with_force_view_types(false);
     let mut options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
     if partitioned {
@@ -150,7 +158,7 @@ impl LakeSource {
     ) -> Result<Self> {
         let target = lake.describe(&lake.path(&[table]));
         let ctx = session(lake, parallelism)?;
-        register(&ctx, lake, table).await?;
+        register(&ctx, STORE_URL, lake, table).await?;
         let mut frame = ctx.table(table).await.map_err(|e| df_error(&target, e))?;
         if let Some(date) = date {
             let days = arrow::datatypes::Date32Type::from_naive_date(date);
@@ -183,7 +191,7 @@ impl LakeSource {
         } else {
             format!("{prefix}/")
         };
-        register_path(&ctx, lake, "objects", &path, false).await?;
+        register_path(&ctx, STORE_URL, lake, "objects", &path, false).await?;
         let frame = ctx
             .table("objects")
             .await
@@ -212,6 +220,15 @@ impl LakeSource {
         let frame = self
             .frame
             .select_columns(columns)
+            .map_err(|e| df_error(&self.target, e))?;
+        Ok(Self::from_frame(self.target, frame))
+    }
+
+    /// At most `n` rows: the plan stops reading once it has them.
+    pub fn limit(self, n: usize) -> Result<Self> {
+        let frame = self
+            .frame
+            .limit(0, Some(n))
             .map_err(|e| df_error(&self.target, e))?;
         Ok(Self::from_frame(self.target, frame))
     }
@@ -254,10 +271,7 @@ pub async fn sql(lake: &Lake, query: &str) -> Result<Vec<RecordBatch>> {
 pub async fn sql_stream(lake: &Lake, query: &str, limit: Option<usize>) -> Result<BatchStream> {
     let mut source = LakeSource::sql(lake, query).await?;
     if let Some(n) = limit {
-        source.frame = source
-            .frame
-            .limit(0, Some(n))
-            .map_err(|e| df_error(&source.target, e))?;
+        source = source.limit(n)?;
     }
     source.read().await
 }
@@ -268,6 +282,25 @@ impl LakeSource {
     /// its schema is known before it runs, and [`Source::read`] streams it.
     pub async fn sql(lake: &Lake, query: &str) -> Result<Self> {
         let ctx = session(lake, num_cpus())?;
+        Self::sql_in(
+            &ctx,
+            STORE_URL,
+            lake,
+            query,
+            format!("SQL over {}", lake.url()),
+        )
+        .await
+    }
+
+    /// [`LakeSource::sql`] in `ctx` (a local or a cluster's session), where the lake's store is
+    /// known as `store_url`; `target` is what messages call the query.
+    pub(crate) async fn sql_in(
+        ctx: &SessionContext,
+        store_url: &str,
+        lake: &Lake,
+        query: &str,
+        target: String,
+    ) -> Result<Self> {
         let listing = lake
             .store()
             .list_with_delimiter(Some(lake.prefix()))
@@ -278,20 +311,19 @@ impl LakeSource {
                 continue;
             };
             let name = name.to_owned();
-            if let Err(e) = register(&ctx, lake, &name).await {
+            if let Err(e) = register(ctx, store_url, lake, &name).await {
                 tracing::warn!(
                     "{} is not a readable table, skipped: {e}",
                     lake.describe(&dir)
                 );
             }
         }
-        let target = format!("SQL over {}", lake.url());
         let frame = ctx.sql(query).await.map_err(|e| df_error(&target, e))?;
         Ok(Self::from_frame(target, frame))
     }
 }
 
-fn num_cpus() -> usize {
+pub(crate) fn num_cpus() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)

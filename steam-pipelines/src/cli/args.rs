@@ -307,6 +307,10 @@ pub enum Command {
         /// The partition to compute [default: games_reviews' latest].
         #[arg(long)]
         date: Option<chrono::NaiveDate>,
+        /// Run the queries on this Apache DataFusion Ballista cluster, df://HOST:PORT (its
+        /// scheduler) [default: the profile's lake.cluster, else in this process].
+        #[arg(long, env = "STEAM_CLUSTER_URL")]
+        cluster: Option<String>,
     },
     /// Run SQL (DataFusion) over the conformed tables of a lake, each registered by its name.
     Sql {
@@ -322,6 +326,70 @@ pub enum Command {
         /// At most this many rows.
         #[arg(long)]
         limit: Option<usize>,
+        /// Plan and run the query on this Apache DataFusion Ballista cluster, df://HOST:PORT (its
+        /// scheduler) [default: the profile's lake.cluster, else in this process].
+        #[arg(long, env = "STEAM_CLUSTER_URL")]
+        cluster: Option<String>,
+    },
+    /// Run a process of an Apache DataFusion Ballista cluster that reads the lakes (s3://, gs://,
+    /// az://, local paths) with the credentials of its own environment.
+    #[cfg(feature = "cluster")]
+    Cluster {
+        /// Which process.
+        #[command(subcommand)]
+        role: ClusterCommand,
+    },
+}
+
+/// The processes of a cluster.
+#[cfg(feature = "cluster")]
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// The scheduler: plans queries into stages and hands their tasks to the executors. Runs
+    /// until SIGTERM or Ctrl-C.
+    Scheduler {
+        /// The address to listen on (gRPC, and HTTP /healthz and /readyz).
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        bind: std::net::SocketAddr,
+        /// The host name executors and clients reach it by [default: the bind address's].
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Seconds without a heartbeat after which an executor is lost and its work is run again
+        /// on the others.
+        #[arg(long, default_value_t = 30)]
+        executor_timeout: u64,
+        /// Clients fetch results through the scheduler's port (told --external-host), for clients
+        /// that cannot reach the executors, such as outside a Docker network.
+        #[arg(long)]
+        flight_proxy: bool,
+    },
+    /// An executor: runs the tasks its scheduler hands it and serves their output. Runs until
+    /// SIGTERM or Ctrl-C, then leaves the cluster.
+    Executor {
+        /// Its scheduler, df://HOST:PORT.
+        #[arg(long, env = "STEAM_CLUSTER_URL")]
+        scheduler: String,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind_host: String,
+        /// The host name the others reach it by [default: the address the scheduler sees].
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Its Arrow Flight port (shuffle output and results).
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        /// Its gRPC port (tasks from the scheduler).
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// Tasks run at once [default: this machine's cores].
+        #[arg(long)]
+        concurrent_tasks: Option<usize>,
+        /// Directory of its shuffle output [default: a temporary directory].
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Seconds between its heartbeats to the scheduler.
+        #[arg(long, default_value_t = 5)]
+        heartbeat: u64,
     },
 }
 

@@ -26,6 +26,55 @@ fn held_out(
     Ok((test, split.split, split.holdout))
 }
 
+/// Runs a scheduler or an executor of a Ballista cluster.
+#[cfg(feature = "cluster")]
+async fn run_cluster(role: super::args::ClusterCommand) -> Result<()> {
+    use super::args::ClusterCommand;
+    use steam_connectors::cluster::{self, Cluster, ExecutorOptions, SchedulerOptions};
+    match role {
+        ClusterCommand::Scheduler {
+            bind,
+            external_host,
+            executor_timeout,
+            flight_proxy,
+        } => {
+            let options = SchedulerOptions {
+                bind,
+                external_host,
+                executor_timeout: std::time::Duration::from_secs(executor_timeout),
+                flight_proxy,
+                ..SchedulerOptions::default()
+            };
+            tokio::select! {
+                result = cluster::run_scheduler(options) => result,
+                () = crate::serve::shutdown_signal() => Ok(()),
+            }
+        }
+        ClusterCommand::Executor {
+            scheduler,
+            bind_host,
+            external_host,
+            port,
+            grpc_port,
+            concurrent_tasks,
+            work_dir,
+            heartbeat,
+        } => {
+            let mut options = ExecutorOptions::new(Cluster::from_url(&scheduler)?);
+            options.bind_host = bind_host;
+            options.external_host = external_host;
+            options.port = port;
+            options.grpc_port = grpc_port;
+            if let Some(n) = concurrent_tasks {
+                options.concurrent_tasks = n;
+            }
+            options.work_dir = work_dir;
+            options.heartbeat = std::time::Duration::from_secs(heartbeat);
+            cluster::run_executor(options).await
+        }
+    }
+}
+
 /// Runs one command with flags and environment variables only.
 pub async fn run(command: Command) -> Result<()> {
     run_with(command, &Settings::default()).await
@@ -304,10 +353,15 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                     .unwrap_or_default()
             );
         }
-        Command::Stats { lake, date } => {
+        Command::Stats {
+            lake,
+            date,
+            cluster,
+        } => {
             let options = crate::StatsOptions {
                 conformed: settings.lake(&settings.conformed_lake(lake))?,
                 date,
+                cluster: settings.cluster(cluster),
             };
             let summary = crate::stats(&options).await?;
             out!("{summary}");
@@ -318,9 +372,15 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             lake,
             format,
             limit,
+            cluster,
         } => {
             let lake = settings.lake(&settings.conformed_lake(lake))?;
-            let mut batches = steam_connectors::lake::sql_stream(&lake, &query, limit).await?;
+            let cluster = settings.cluster(cluster);
+            let mut source = crate::lake_sql(&lake, &query, cluster.as_deref()).await?;
+            if let Some(n) = limit {
+                source = source.limit(n)?;
+            }
+            let mut batches = steam_core::Source::read(&source).await?;
             let (mut rows, mut first) = (0usize, true);
             while let Some(batch) = futures::StreamExt::next(&mut batches).await {
                 let batch = batch?;
@@ -353,6 +413,8 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
                 tracing::info!("{rows} rows");
             }
         }
+        #[cfg(feature = "cluster")]
+        Command::Cluster { role } => run_cluster(role).await?,
         Command::LakeToMongodb {
             source,
             mongo,

@@ -31,6 +31,8 @@
 //! conformed = "gs://conformed_games_data"
 //! results = "gs://inference_games_results"
 //! google_service_account_key = "${GOOGLE_SERVICE_ACC_KEY_FILEPATH:-}"   # a key file's path
+//! # sql and stats on an Apache DataFusion Ballista cluster (its scheduler; the `cluster` feature)
+//! # cluster = "df://ballista-scheduler:50050"
 //!
 //! [default.mongodb]
 //! # Either a URI (mongodb:// or mongodb+srv://)...
@@ -132,6 +134,7 @@
 //! | Redis key prefix | | | `redis.prefix` |
 //! | API address | `--bind` | `STEAM_RECSYS_BIND` | `serve.bind` |
 //! | API timeouts, concurrency | `--timeout`, `--redis-timeout`, `--concurrency` | | `serve.timeout`, `serve.redis_timeout`, `serve.concurrency` |
+//! | Ballista cluster for `sql`, `stats` | `--cluster` | `STEAM_CLUSTER_URL` | `lake.cluster` |
 //! | GCS service account | | `GOOGLE_SERVICE_ACC_KEY_FILEPATH`, `GOOGLE_SERVICE_ACCOUNT` | `lake.google_service_account_key` |
 //!
 //! When `lake.google_service_account_key` is set (and neither of those variables is), the CLI
@@ -355,6 +358,7 @@ mod tests {
                 conformed: Some("gs://conformed_games_data".into()),
                 results: Some("gs://inference_games_results".into()),
                 google_service_account_key: None,
+                cluster: None,
             }
         );
         let mongo = p.mongodb.as_ref().unwrap();
@@ -386,6 +390,7 @@ mod tests {
             ("[p.serve]\nconcurrency = 0\n", "p.serve.concurrency"),
             ("[p.serve]\ntimeout = -1\n", "p.serve.timeout"),
             ("[p.redis]\nurl = \"http://:pw-s3cret@h\"\n", "p.redis.url"),
+            ("[p.lake]\ncluster = \"http://h:50050\"\n", "p.lake.cluster"),
         ] {
             let file = ConfigFile::parse(text, "f.toml").unwrap();
             let err = file.profile_with("p", vars(&[])).unwrap_err();

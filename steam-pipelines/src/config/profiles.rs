@@ -166,6 +166,9 @@ pub struct LakeProfile {
     /// `google_service_account_key`: the path of a Google service-account key file, which the
     /// CLI hands to the lake's builder unless a variable already gives one.
     pub google_service_account_key: Option<String>,
+    /// `cluster`: an Apache DataFusion Ballista cluster (`df://HOST:PORT`, its scheduler) that
+    /// `sql` and `stats` run their queries on, as `--cluster`.
+    pub cluster: Option<String>,
 }
 
 /// The `mongodb` section of a profile: a deployment by `uri` or `host`, credentials, and where

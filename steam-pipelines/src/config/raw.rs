@@ -61,6 +61,7 @@ pub(super) struct RawLake {
     conformed: Option<String>,
     results: Option<String>,
     google_service_account_key: Option<String>,
+    cluster: Option<String>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -187,6 +188,7 @@ impl RawProfile {
                         "google_service_account_key",
                         l.google_service_account_key.as_deref(),
                     ),
+                    ("cluster", l.cluster.as_deref()),
                 ],
             )?;
         }
@@ -263,6 +265,16 @@ impl RawProfile {
                         "google_service_account_key",
                         l.google_service_account_key.as_ref(),
                     )?,
+                    cluster: match r.text(s, "cluster", l.cluster.as_ref())? {
+                        Some(c) if !c.starts_with("df://") => {
+                            return Err(r.error(
+                                s,
+                                "cluster",
+                                format!("{c:?} is not df://HOST:PORT (a Ballista scheduler)"),
+                            ))
+                        }
+                        c => c,
+                    },
                 }
             }
         };

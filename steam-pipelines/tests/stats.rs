@@ -12,9 +12,15 @@ use arrow::array::{
 };
 use arrow::datatypes::{Date32Type, Float64Type, Int64Type};
 use chrono::NaiveDate;
-use steam_recsys::connectors::lake::{Lake, LakeParquetSink, LakeSource};
-use steam_recsys::core::{batch_stream, Sink, Table, TableRef, WriteMode};
-use steam_recsys::pipelines::stats::{stats, StatsOptions, WILSON_Z};
+use steam_connectors::lake::{Lake, LakeParquetSink, LakeSource};
+use steam_core::{batch_stream, Sink, Table, TableRef, WriteMode};
+use steam_pipelines::stats::{stats, StatsOptions, WILSON_Z};
+
+/// The run date of the hand-made input.
+const TODAY: &str = "2026-11-30";
+
+/// The games' names, by id from 1.
+const NAMES: [&str; 3] = ["Elden Ring", "Hades", "Celeste"];
 
 fn day(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
@@ -39,8 +45,8 @@ fn batch(table: Table, rows: usize, columns: Vec<(&str, ArrayRef)>) -> RecordBat
 
 /// Writes processed rows of `table` to the conformed layer as source-to-lake does.
 async fn put(lake: &Lake, date: NaiveDate, table: Table, b: RecordBatch) {
-    let conformed = steam_recsys::transforms::conform(table, &b, date).unwrap();
-    let schema = steam_recsys::transforms::conformed_schema(table);
+    let conformed = steam_transforms::conform(table, &b, date).unwrap();
+    let schema = steam_transforms::conformed_schema(table);
     LakeParquetSink::new(lake.clone(), date)
         .write(
             &TableRef::new(table.name(), schema),
@@ -140,11 +146,9 @@ fn i64s(b: &RecordBatch, col: &str) -> Vec<i64> {
         .to_vec()
 }
 
-#[tokio::test]
-async fn stats_match_an_independent_computation_and_a_rerun_replaces_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::from_url(dir.path().to_str().unwrap()).unwrap();
-    let today = day("2026-11-30");
+/// Writes the hand-made input to `lake` and returns the reviews of [`TODAY`]'s run.
+async fn hand_made(lake: &Lake) -> Vec<Review> {
+    let today = day(TODAY);
     let reviews: Vec<Review> = vec![
         (1, 1, Some(true), Some(10.0), "2024-01-05"),
         (1, 2, Some(true), Some(2.5), "2024-03-01"),
@@ -156,19 +160,18 @@ async fn stats_match_an_independent_computation_and_a_rerun_replaces_them() {
         (3, 5, Some(true), Some(0.5), "2024-07-07"),
         (4, 3, Some(true), Some(7.0), "2024-08-08"),
     ];
-    put(&lake, today, Table::GamesReviews, reviews_batch(&reviews)).await;
+    put(lake, today, Table::GamesReviews, reviews_batch(&reviews)).await;
     // Another run's partition, which must not count.
     let other: Vec<Review> = vec![(1, 9, Some(false), Some(1000.0), "2020-01-01")];
     put(
-        &lake,
+        lake,
         day("2026-11-29"),
         Table::GamesReviews,
         reviews_batch(&other),
     )
     .await;
-    let names = ["Elden Ring", "Hades", "Celeste"];
     put(
-        &lake,
+        lake,
         today,
         Table::GamesDescription,
         batch(
@@ -176,13 +179,13 @@ async fn stats_match_an_independent_computation_and_a_rerun_replaces_them() {
             3,
             vec![
                 ("game_id", Arc::new(Int32Array::from(vec![1, 2, 3]))),
-                ("name", Arc::new(StringArray::from(names.to_vec()))),
+                ("name", Arc::new(StringArray::from(NAMES.to_vec()))),
             ],
         ),
     )
     .await;
     put(
-        &lake,
+        lake,
         today,
         Table::UsersMapping,
         batch(
@@ -199,18 +202,26 @@ async fn stats_match_an_independent_computation_and_a_rerun_replaces_them() {
     )
     .await;
 
-    let options = StatsOptions {
-        conformed: lake.clone(),
-        date: None,
-    };
-    let summary = stats(&options).await.unwrap();
-    assert_eq!(summary.tables[0].rows, 4);
-    assert_eq!(summary.tables[1].rows, 6);
+    reviews
+}
 
+/// Table `table` of `lake`, [`TODAY`]'s partition, as one batch.
+async fn read(lake: &Lake, table: &str) -> RecordBatch {
+    let batches = LakeSource::partition(lake, table, day(TODAY))
+        .await
+        .unwrap()
+        .read_all()
+        .await
+        .unwrap();
+    common::concat(&batches)
+}
+
+/// Checks game_stats and user_stats of `lake` against an independent computation from `reviews`.
+async fn check(lake: &Lake, reviews: &[Review]) {
     // The independent computation.
     let mut games: BTreeMap<i32, Vec<&Review>> = BTreeMap::new();
     let mut users: BTreeMap<i32, Vec<&Review>> = BTreeMap::new();
-    for r in &reviews {
+    for r in reviews {
         games.entry(r.0).or_default().push(r);
         users.entry(r.1).or_default().push(r);
     }
@@ -220,19 +231,7 @@ async fn stats_match_an_independent_computation_and_a_rerun_replaces_them() {
         (recommended, rated)
     };
 
-    let read = |table: &'static str| {
-        let lake = lake.clone();
-        async move {
-            let batches = LakeSource::partition(&lake, table, today)
-                .await
-                .unwrap()
-                .read_all()
-                .await
-                .unwrap();
-            arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
-        }
-    };
-    let g = read("game_stats").await;
+    let g = read(lake, "game_stats").await;
     assert_eq!(
         common::i32s(&g, "game_id"),
         games.keys().map(|k| Some(*k)).collect::<Vec<_>>()
@@ -270,14 +269,14 @@ async fn stats_match_an_independent_computation_and_a_rerun_replaces_them() {
         let dates: Vec<NaiveDate> = rs.iter().map(|r| day(r.4)).collect();
         assert_eq!(firsts.value_as_date(i), dates.iter().min().copied());
         assert_eq!(lasts.value_as_date(i), dates.iter().max().copied());
-        let name = names.get(*game as usize - 1).map(|n| n.to_string());
+        let name = NAMES.get(*game as usize - 1).map(|n| n.to_string());
         assert_eq!(got_names[i], name, "game {game}");
     }
     // Spot checks of the reference itself: game 1's hours 2.5, 4, 10, 100.
     assert_eq!(percentile(&[2.5, 4.0, 10.0, 100.0], 0.5), Some(7.0));
     assert!(lowers[0].unwrap() < 0.8 && lowers[0].unwrap() > 0.3);
 
-    let u = read("user_stats").await;
+    let u = read(lake, "user_stats").await;
     assert_eq!(
         common::i32s(&u, "user_id"),
         users.keys().map(|k| Some(*k)).collect::<Vec<_>>()
@@ -294,14 +293,31 @@ async fn stats_match_an_independent_computation_and_a_rerun_replaces_them() {
         let total = (!hours.is_empty()).then(|| hours.iter().sum());
         close(totals[i], total, "total hours");
     }
+}
+
+#[tokio::test]
+async fn stats_match_an_independent_computation_and_a_rerun_replaces_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::from_url(dir.path().to_str().unwrap()).unwrap();
+    let reviews = hand_made(&lake).await;
+    let options = StatsOptions {
+        conformed: lake.clone(),
+        date: None,
+        cluster: None,
+    };
+    let summary = stats(&options).await.unwrap();
+    assert_eq!(summary.tables[0].rows, 4);
+    assert_eq!(summary.tables[1].rows, 6);
+    check(&lake, &reviews).await;
 
     // A rerun of the same date replaces the partition; --date of a missing partition is an error.
     let again = stats(&options).await.unwrap();
     assert_eq!(again.tables[0].rows, 4);
-    assert_eq!(read("game_stats").await.num_rows(), 4);
+    assert_eq!(read(&lake, "game_stats").await.num_rows(), 4);
     let missing = stats(&StatsOptions {
         conformed: lake.clone(),
         date: Some(day("2026-01-01")),
+        cluster: None,
     })
     .await
     .unwrap_err()
@@ -310,4 +326,33 @@ async fn stats_match_an_independent_computation_and_a_rerun_replaces_them() {
         missing.contains("2026-11-29") && missing.contains("2026-11-30"),
         "{missing}"
     );
+}
+
+/// The same plans on a Ballista cluster over an S3 lake: the same tables as in this process, and
+/// the independent computation's figures.
+#[cfg(feature = "cluster")]
+#[tokio::test]
+async fn stats_on_a_cluster_are_the_local_ones() {
+    let cluster = common::TestCluster::start();
+    let lake = common::s3_lake("stats-cluster");
+    let reviews = hand_made(&lake).await;
+    let mut options = StatsOptions {
+        conformed: lake.clone(),
+        date: None,
+        cluster: None,
+    };
+    stats(&options).await.unwrap();
+    let local = [
+        read(&lake, "game_stats").await,
+        read(&lake, "user_stats").await,
+    ];
+    options.cluster = Some(cluster.url.clone());
+    let summary = stats(&options).await.unwrap();
+    assert_eq!(summary.tables[0].rows, 4);
+    assert_eq!(summary.tables[1].rows, 6);
+    for (i, name) in ["game_stats", "user_stats"].into_iter().enumerate() {
+        let remote = read(&lake, name).await;
+        common::assert_same(&local[i], &remote, 0.0, name);
+    }
+    check(&lake, &reviews).await;
 }

@@ -1,0 +1,29 @@
+//! Where the lake's SQL runs: in this process (DataFusion), or planned and run by an Apache
+//! DataFusion Ballista cluster (cargo feature `cluster`), the same plan either way.
+
+use steam_connectors::lake::{Lake, LakeSource};
+#[cfg(not(feature = "cluster"))]
+use steam_core::Error;
+use steam_core::Result;
+
+/// `query` over every conformed table of `lake` ([`LakeSource::sql`]): here, or with `cluster`
+/// (`df://HOST:PORT`, a Ballista scheduler) on that cluster, which needs the `cluster` feature.
+pub async fn lake_sql(lake: &Lake, query: &str, cluster: Option<&str>) -> Result<LakeSource> {
+    match cluster {
+        None => LakeSource::sql(lake, query).await,
+        #[cfg(feature = "cluster")]
+        Some(url) => {
+            steam_connectors::cluster::Cluster::from_url(url)?
+                .sql(lake, query)
+                .await
+        }
+        #[cfg(not(feature = "cluster"))]
+        Some(url) => Err(Error::Config {
+            key: "cluster".into(),
+            reason: format!(
+                "{url}: this steam-recsys was built without the `cluster` feature \
+                 (cargo install steam-pipelines --features cluster)"
+            ),
+        }),
+    }
+}
