@@ -62,7 +62,7 @@ impl Cluster {
     pub fn from_url(url: &str) -> Result<Self> {
         let bad = |reason: &str| Error::Config {
             key: "cluster".into(),
-            reason: format!("{url:?}: {reason}"),
+            reason: format!("{}: {reason}", steam_core::redact_url(url)),
         };
         let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
         if parsed.scheme() != "df" {
@@ -109,16 +109,11 @@ impl Cluster {
     }
 
     fn error(&self, kind: ErrorKind, message: String) -> Error {
-        Error::Backend {
-            kind,
-            backend: "cluster",
-            target: self.url.clone(),
-            message,
-            source: None,
-        }
+        cluster_error(kind, self.url.clone(), message)
     }
 
-    /// Checks that the scheduler accepts connections, within the connect timeout.
+    /// Checks, within the connect timeout, that the scheduler answers and has at least one
+    /// executor.
     pub async fn check(&self) -> Result<()> {
         let address = (self.host.as_str(), self.port);
         match tokio::time::timeout(
@@ -145,12 +140,14 @@ impl Cluster {
     /// A DataFusion session whose queries the cluster plans and runs (after [`Cluster::check`]).
     pub async fn session(&self) -> Result<SessionContext> {
         self.check().await?;
-        let config =
-            crate::lake::session_config(SessionConfig::new_with_ballista(), self.partitions)
-                .set_u64(
-                    BALLISTA_CLIENT_GRPC_CONNECT_TIMEOUT_SECONDS,
-                    self.connect_timeout.as_secs().max(1),
-                );
+        let config = crate::lake::session_config(
+            crate::lake::env_config()?.upgrade_for_ballista(),
+            self.partitions,
+        )
+        .set_u64(
+            BALLISTA_CLIENT_GRPC_CONNECT_TIMEOUT_SECONDS,
+            self.connect_timeout.as_secs().max(1),
+        );
         let state = session_state(config, Arc::new(LakeStores::default()))
             .map_err(|e| self.error(ErrorKind::InvalidInput, e.to_string()))?;
         SessionContext::remote_with_state(&self.url, state)
@@ -170,6 +167,9 @@ impl Cluster {
             ),
         })?;
         let ctx = self.session().await?;
+        // The client lists and reads the tables' schemas with the lake's own store (its options
+        // and credentials); the scheduler and executors open theirs from the same URL.
+        ctx.register_object_store(store_url, lake.store().clone());
         let target = format!("SQL over {} on {}", lake.url(), self.url);
         LakeSource::sql_in(&ctx, store_url.as_str(), lake, query, target).await
     }
@@ -204,12 +204,13 @@ fn runtime(
     Ok(Arc::new(builder.build()?))
 }
 
-fn ballista_error(process: &'static str, target: String, e: impl std::fmt::Display) -> Error {
+/// An error of the cluster (`target`: its address, or a scheduler's or executor's).
+fn cluster_error(kind: ErrorKind, target: String, message: String) -> Error {
     Error::Backend {
-        kind: ErrorKind::Other,
-        backend: process,
+        kind,
+        backend: "cluster",
         target,
-        message: e.to_string(),
+        message,
         source: None,
     }
 }
@@ -225,9 +226,9 @@ pub struct SchedulerOptions {
     /// are run again on the others (default 30 s; executors send a heartbeat every
     /// [`ExecutorOptions::heartbeat`]).
     pub executor_timeout: Duration,
-    /// Clients fetch results through the scheduler's own port instead of from the executors, for
-    /// clients that cannot reach the executors (outside a Docker network, say); they are told
-    /// `external_host` and the bind port (default false).
+    /// Clients fetch results through the scheduler (the address they reach it by) instead of from
+    /// the executors, for clients that cannot reach the executors, such as outside a Docker
+    /// network (default false).
     pub flight_proxy: bool,
     /// Retries and timeouts of the lakes' object stores.
     pub lake: LakeOptions,
@@ -245,19 +246,21 @@ impl Default for SchedulerOptions {
     }
 }
 
-/// Runs a Ballista scheduler that can list the lakes' files, until it fails. Its HTTP routes
+/// Runs a Ballista scheduler that can list the lakes' files, until it fails. It hands a stage's
+/// tasks to the executors in turn (round-robin), so that the work spreads. Its HTTP routes
 /// `/healthz` and `/readyz` (ready with at least one executor; the body counts them) share its
 /// port with gRPC.
 pub async fn run_scheduler(options: SchedulerOptions) -> Result<()> {
     use ballista_scheduler::cluster::BallistaCluster;
-    use ballista_scheduler::config::SchedulerConfig;
+    use ballista_scheduler::config::{SchedulerConfig, TaskDistributionPolicy};
     use ballista_scheduler::scheduler_process::{
         create_scheduler, start_grpc_service_with_listener,
     };
     use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 
     let target = format!("scheduler at {}", options.bind);
-    let failed = |e: &dyn std::fmt::Display| ballista_error("cluster", target.clone(), e);
+    let failed =
+        |e: &dyn std::fmt::Display| cluster_error(ErrorKind::Other, target.clone(), e.to_string());
     let stores = Arc::new(LakeStores::new(options.lake.clone()));
     let timeout = options.executor_timeout.as_secs().max(1);
     let mut config = SchedulerConfig::default()
@@ -269,6 +272,7 @@ pub async fn run_scheduler(options: SchedulerOptions) -> Result<()> {
         )
         .with_port(options.bind.port())
         .with_enable_embedded_flight_proxy(options.flight_proxy)
+        .with_task_distribution(TaskDistributionPolicy::RoundRobin)
         .with_override_config_producer(Arc::new(SessionConfig::new_with_ballista))
         .with_override_session_builder(Arc::new(move |config| {
             session_state(config, stores.clone())
@@ -276,6 +280,9 @@ pub async fn run_scheduler(options: SchedulerOptions) -> Result<()> {
     config.bind_host = options.bind.ip().to_string();
     config.executor_timeout_seconds = timeout;
     config.expire_dead_executor_interval_seconds = (timeout / 3).max(1);
+    // Jobs fail once the last executor has been gone this long, rather than wait for one.
+    config.no_executors_grace_period_seconds = timeout;
+    config.validate().map_err(|e| failed(&e))?;
     let config = Arc::new(config);
     let cluster = BallistaCluster::new_from_config(&config)
         .await
@@ -335,7 +342,9 @@ impl ExecutorOptions {
 }
 
 /// Runs a Ballista executor that can read the lakes' files, registered with its scheduler, until
-/// SIGTERM or Ctrl-C (it then tells the scheduler it is leaving) or a failure.
+/// SIGTERM or Ctrl-C (it then tells the scheduler it is leaving) or a failure. Until the scheduler
+/// answers, it keeps trying to reach it. Without [`ExecutorOptions::work_dir`], shuffle output goes
+/// to a temporary directory and spills to the system's.
 pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
     use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 
@@ -353,8 +362,11 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
         grpc_port: options.grpc_port,
         scheduler_host: options.scheduler.host.clone(),
         scheduler_port: options.scheduler.port,
-        scheduler_connect_timeout_seconds: options.scheduler.connect_timeout.as_secs().max(1)
-            as u16,
+        scheduler_connect_timeout_seconds: options
+            .scheduler
+            .connect_timeout
+            .as_secs()
+            .clamp(1, u64::from(u16::MAX)) as u16,
         vcores: options.concurrent_tasks.max(1),
         work_dir,
         executor_heartbeat_interval_seconds: options.heartbeat.as_secs().max(1),
@@ -367,5 +379,5 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
     };
     start_executor_process(Arc::new(config))
         .await
-        .map_err(|e| ballista_error("cluster", target, e))
+        .map_err(|e| cluster_error(ErrorKind::Other, target, e.to_string()))
 }

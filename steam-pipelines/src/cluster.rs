@@ -21,8 +21,9 @@ pub async fn lake_sql(lake: &Lake, query: &str, cluster: Option<&str>) -> Result
         Some(url) => Err(Error::Config {
             key: "cluster".into(),
             reason: format!(
-                "{url}: this steam-recsys was built without the `cluster` feature \
-                 (cargo install steam-pipelines --features cluster)"
+                "{}: this steam-recsys was built without the `cluster` feature \
+                 (cargo install steam-pipelines --features cluster)",
+                steam_core::redact_url(url)
             ),
         }),
     }

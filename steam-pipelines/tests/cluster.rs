@@ -182,9 +182,21 @@ async fn an_executor_killed_mid_query_leaves_a_result_or_a_clear_error() {
         let (lake, query, url) = (lake.clone(), query.clone(), cluster.url.clone());
         tokio::spawn(async move { run(&lake, &query, Some(&url)).await })
     };
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The first executor to write shuffle output (tasks of the job ran on it) is killed.
+    let has_output = |n: usize| {
+        std::fs::read_dir(cluster.state().join(format!("executor-{n}")))
+            .is_ok_and(|d| d.count() > 0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let victim = loop {
+        if let Some(n) = [1, 2].into_iter().find(|n| has_output(*n)) {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "no executor was given a task");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(!running.is_finished(), "the query ended before the kill");
-    let pid = cluster.executor_pid(1);
+    let pid = cluster.executor_pid(victim);
     let killed = std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()

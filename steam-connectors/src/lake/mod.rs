@@ -45,7 +45,7 @@ use url::Url;
 
 pub use object::ParquetObjectSink;
 #[cfg(feature = "cluster")]
-pub(crate) use read::{num_cpus, session_config};
+pub(crate) use read::{env_config, num_cpus, session_config};
 pub use read::{sql, sql_stream, LakeSource};
 pub use stores::LakeStores;
 pub use write::{LakeCsvSink, LakeParquetSink};
@@ -252,12 +252,7 @@ impl Lake {
         let mut local = None;
         let store_url = match parsed.scheme() {
             "memory" => None,
-            _ => Url::parse(&format!(
-                "{}://{}",
-                parsed.scheme(),
-                &parsed[url::Position::BeforeHost..url::Position::AfterPort]
-            ))
-            .ok(),
+            _ => Url::parse(&store_key(&parsed)).ok(),
         };
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match parsed.scheme() {
             "s3" | "s3a" => {
@@ -609,6 +604,15 @@ pub(crate) fn store_kind(e: &object_store::Error) -> ErrorKind {
 }
 
 /// A URL without its password and query string, for messages.
+/// The URL of `url`'s store alone: its scheme and authority (`s3://bucket/`, `file:///`).
+fn store_key(url: &Url) -> String {
+    format!(
+        "{}://{}/",
+        url.scheme(),
+        &url[url::Position::BeforeHost..url::Position::AfterPort]
+    )
+}
+
 fn redact(url: &str) -> String {
     let shown = steam_core::redact_url(url);
     shown.split('?').next().unwrap_or_default().to_owned()

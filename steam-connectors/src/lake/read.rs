@@ -21,7 +21,7 @@ const STORE_URL: &str = "steam-lake://lake";
 
 /// A DataFusion error: a store's by the store's kind, a location without data files not found, a
 /// plan's (bad SQL, an unknown table or column) invalid input.
-pub(crate) fn df_error(target: &str, e: DataFusionError) -> Error {
+fn df_error(target: &str, e: DataFusionError) -> Error {
     let kind = match e.find_root() {
         DataFusionError::ObjectStore(store) => super::store_kind(store),
         // A listing of a location without data files.
@@ -53,10 +53,19 @@ pub(crate) fn session_config(config: SessionConfig, partitions: usize) -> Sessio
     config
 }
 
+/// DataFusion's default configuration with the `DATAFUSION_*` environment variables applied
+/// (`DATAFUSION_EXECUTION_BATCH_SIZE=…`, say): a bad value is an error naming it.
+pub(crate) fn env_config() -> Result<SessionConfig> {
+    SessionConfig::from_env().map_err(|e| Error::Config {
+        key: "DATAFUSION_* variables".into(),
+        reason: e.to_string(),
+    })
+}
+
 /// A DataFusion session of this process that can read `lake`, its store registered under
 /// [`STORE_URL`].
 fn session(lake: &Lake, partitions: usize) -> Result<SessionContext> {
-    let ctx = SessionContext::new_with_config(session_config(SessionConfig::new(), partitions));
+    let ctx = SessionContext::new_with_config(session_config(env_config()?, partitions));
     let url = url::Url::parse(STORE_URL).map_err(|e| Error::Config {
         key: "lake".into(),
         reason: e.to_string(),
@@ -84,8 +93,9 @@ async fn register_path(
     partitioned: bool,
 ) -> Result<()> {
     let target = lake.describe(&object_store::path::Path::from(path.trim_end_matches('/')));
-    let table_url = ListingTableUrl::parse(format!("{}/{path}", store_url.trim_end_matches('/')))
-        .map_err(|e| df_error(&target, e))?;
+    let base = store_url.strip_suffix('/').unwrap_or(store_url);
+    let table_url =
+        ListingTableUrl::parse(format!("{base}/{path}")).map_err(|e| df_error(&target, e))?;
     let format = ParquetFormat::default().with_force_view_types(false);
     let mut options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
     if partitioned {

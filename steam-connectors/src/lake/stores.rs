@@ -10,11 +10,11 @@ use url::Url;
 
 use super::{Lake, LakeOptions};
 
-/// An [`ObjectStoreRegistry`] that opens the store of an `s3://bucket`, `gs://bucket`,
-/// `az://container` or `file://` URL on first use the way [`Lake::from_url_with`] does (the
-/// credentials from this process's environment, the same retries and timeouts) and keeps it for
-/// the next. Stores registered explicitly come first. A `memory://` URL is refused: such a store
-/// lives in the process that made it.
+/// An [`ObjectStoreRegistry`] that opens the store of an `s3://bucket`, `gs://bucket` or
+/// `az://container` URL on first use the way [`Lake::from_url_with`] does (the credentials from
+/// this process's environment, the same retries and timeouts) and keeps it for the next. Stores
+/// registered explicitly come first, `file://` (the local filesystem) among them. A `memory://`
+/// URL is refused: such a store lives in the process that made it.
 ///
 /// ```
 /// use datafusion::execution::object_store::ObjectStoreRegistry;
@@ -66,12 +66,7 @@ impl ObjectStoreRegistry for LakeStores {
                 url.host_str().unwrap_or_default()
             )));
         }
-        let base = format!(
-            "{}://{}/",
-            url.scheme(),
-            &url[url::Position::BeforeHost..url::Position::AfterPort]
-        );
-        let lake = Lake::from_url_with(&base, &self.options)
+        let lake = Lake::from_url_with(&super::store_key(url), &self.options)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let store = lake.store().clone();
         self.stores.register_store(url, store.clone());

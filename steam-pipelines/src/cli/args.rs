@@ -308,7 +308,7 @@ pub enum Command {
         #[arg(long)]
         date: Option<chrono::NaiveDate>,
         /// Run the queries on this Apache DataFusion Ballista cluster, df://HOST:PORT (its
-        /// scheduler) [default: the profile's lake.cluster, else in this process].
+        /// scheduler), or `local` [default: the profile's lake.cluster, else in this process].
         #[arg(long, env = "STEAM_CLUSTER_URL")]
         cluster: Option<String>,
     },
@@ -327,7 +327,7 @@ pub enum Command {
         #[arg(long)]
         limit: Option<usize>,
         /// Plan and run the query on this Apache DataFusion Ballista cluster, df://HOST:PORT (its
-        /// scheduler) [default: the profile's lake.cluster, else in this process].
+        /// scheduler), or `local` [default: the profile's lake.cluster, else in this process].
         #[arg(long, env = "STEAM_CLUSTER_URL")]
         cluster: Option<String>,
     },
@@ -358,7 +358,7 @@ pub enum ClusterCommand {
         /// on the others.
         #[arg(long, default_value_t = 30)]
         executor_timeout: u64,
-        /// Clients fetch results through the scheduler's port (told --external-host), for clients
+        /// Clients fetch results through the scheduler instead of from the executors, for clients
         /// that cannot reach the executors, such as outside a Docker network.
         #[arg(long)]
         flight_proxy: bool,

@@ -365,7 +365,15 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             };
             let summary = crate::stats(&options).await?;
             out!("{summary}");
-            outln!("\nwrote game_stats and user_stats to {}", options.conformed);
+            let on = options
+                .cluster
+                .as_ref()
+                .map(|c| format!(" (computed on {c})"))
+                .unwrap_or_default();
+            outln!(
+                "\nwrote game_stats and user_stats to {}{on}",
+                options.conformed
+            );
         }
         Command::Sql {
             query,

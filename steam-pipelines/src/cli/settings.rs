@@ -74,10 +74,13 @@ impl Settings {
     }
 
     /// The Ballista cluster of the flag (or `STEAM_CLUSTER_URL`), else the profile's
-    /// `lake.cluster`; `None`: queries run in this process.
+    /// `lake.cluster`; `None` (also for a flag of `local` or empty): queries run in this process.
     pub fn cluster(&self, flag: Option<String>) -> Option<String> {
-        flag.filter(|c| !c.is_empty())
-            .or_else(|| self.profile.as_ref().and_then(|p| p.lake.cluster.clone()))
+        match flag {
+            Some(c) if c.is_empty() || c == "local" => None,
+            Some(c) => Some(c),
+            None => self.profile.as_ref().and_then(|p| p.lake.cluster.clone()),
+        }
     }
 
     /// The conformed layer's URL when one is given (the flag or its variable, else the profile's),

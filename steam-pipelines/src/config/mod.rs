@@ -390,7 +390,10 @@ mod tests {
             ("[p.serve]\nconcurrency = 0\n", "p.serve.concurrency"),
             ("[p.serve]\ntimeout = -1\n", "p.serve.timeout"),
             ("[p.redis]\nurl = \"http://:pw-s3cret@h\"\n", "p.redis.url"),
-            ("[p.lake]\ncluster = \"http://h:50050\"\n", "p.lake.cluster"),
+            (
+                "[p.lake]\ncluster = \"http://u:pw-s3cret@h:50050\"\n",
+                "p.lake.cluster",
+            ),
         ] {
             let file = ConfigFile::parse(text, "f.toml").unwrap();
             let err = file.profile_with("p", vars(&[])).unwrap_err();

@@ -270,7 +270,10 @@ impl RawProfile {
                             return Err(r.error(
                                 s,
                                 "cluster",
-                                format!("{c:?} is not df://HOST:PORT (a Ballista scheduler)"),
+                                format!(
+                                    "{} is not df://HOST:PORT (a Ballista scheduler)",
+                                    steam_core::redact_url(&c)
+                                ),
                             ))
                         }
                         c => c,
