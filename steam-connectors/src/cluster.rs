@@ -30,7 +30,7 @@ use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use steam_core::{Error, ErrorKind, Result};
 
-use crate::lake::{Lake, LakeOptions, LakeSource, LakeStores};
+use crate::lake::{Lake, LakeOptions, LakeSource, LakeStores, LakeTables};
 
 /// The port of a scheduler when a `df://` URL names none (Ballista's default).
 pub const DEFAULT_PORT: u16 = 50050;
@@ -158,6 +158,11 @@ impl Cluster {
     /// A SQL query over every conformed table of `lake` (as [`LakeSource::sql`] registers them),
     /// planned and run by the cluster; [`steam_core::Source::read`] streams the result back.
     pub async fn sql(&self, lake: &Lake, query: &str) -> Result<LakeSource> {
+        self.tables(lake).await?.sql(query).await
+    }
+
+    /// Every conformed table of `lake` registered for queries the cluster plans and runs.
+    pub async fn tables(&self, lake: &Lake) -> Result<LakeTables> {
         let store_url = lake.store_url().ok_or_else(|| Error::Config {
             key: "lake".into(),
             reason: format!(
@@ -171,7 +176,7 @@ impl Cluster {
         // and credentials); the scheduler and executors open theirs from the same URL.
         ctx.register_object_store(store_url, lake.store().clone());
         let target = format!("SQL over {} on {}", lake.url(), self.url);
-        LakeSource::sql_in(&ctx, store_url.as_str(), lake, query, target).await
+        LakeTables::register_all(ctx, store_url.as_str(), lake, target).await
     }
 }
 

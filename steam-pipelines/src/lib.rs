@@ -36,7 +36,7 @@ pub mod source_to_lake;
 pub mod stats;
 pub mod train;
 
-pub use cluster::lake_sql;
+pub use cluster::{lake_sql, lake_tables};
 pub use config::{
     load_dotenv, read_dotenv, ConfigFile, LakeProfile, MongoProfile, PostgresProfile, Profile,
 };

@@ -254,39 +254,37 @@ impl Api {
     /// The recommendations of `user`, or `None` when no store has them.
     async fn recommendations(&self, user: i32) -> Result<Option<Found<Vec<i32>>>> {
         let key = user.to_string();
-        if let Some((value, run)) = self
-            .cached(&self.tables.recommendations, key.as_bytes())
-            .await
-        {
-            if let Some(ids) = decode_ids(&value) {
-                return Ok(Some(Found { value: ids, run }));
-            }
-            tracing::warn!("redis entry of user {user} is not a list of game ids; using MongoDB");
-        }
-        let found = self
-            .stored(&self.tables.recommendations, doc! { "user_id": user })
-            .await?;
-        Ok(found.map(|d| Found {
-            value: ids_of(d.get("recommendations")),
-            run: d.get_str(RUN_FIELD).unwrap_or_default().to_owned(),
-        }))
+        let (table, filter) = (&self.tables.recommendations, doc! { "user_id": user });
+        self.game_ids(table, &key, filter, "recommendations").await
     }
 
     /// The popular list, or `None` when none was loaded.
     async fn popular(&self) -> Result<Option<Found<Vec<i32>>>> {
-        if let Some((value, run)) = self
-            .cached(&self.tables.popular, POPULAR_KEY.as_bytes())
+        let filter = doc! { "list": POPULAR_KEY };
+        self.game_ids(&self.tables.popular, POPULAR_KEY, filter, "game_ids")
             .await
-        {
+    }
+
+    /// A list of game ids: Redis's entry of `key` in `table`, else the `field` of MongoDB's
+    /// newest document of `filter` in the collection of the same name.
+    async fn game_ids(
+        &self,
+        table: &str,
+        key: &str,
+        filter: Document,
+        field: &str,
+    ) -> Result<Option<Found<Vec<i32>>>> {
+        if let Some((value, run)) = self.cached(table, key.as_bytes()).await {
             if let Some(ids) = decode_ids(&value) {
                 return Ok(Some(Found { value: ids, run }));
             }
+            tracing::warn!(
+                "redis entry {key:?} of {table} is not a list of game ids; using MongoDB"
+            );
         }
-        let found = self
-            .stored(&self.tables.popular, doc! { "list": POPULAR_KEY })
-            .await?;
+        let found = self.stored(table, filter).await?;
         Ok(found.map(|d| Found {
-            value: ids_of(d.get("game_ids")),
+            value: ids_of(d.get(field)),
             run: d.get_str(RUN_FIELD).unwrap_or_default().to_owned(),
         }))
     }

@@ -112,13 +112,14 @@ pub async fn stats_date(conformed: &Lake, date: Option<NaiveDate>) -> Result<Nai
 pub async fn stats(options: &StatsOptions) -> Result<RunSummary> {
     let date = stats_date(&options.conformed, options.date).await?;
     let sink = LakeParquetSink::new(options.conformed.clone(), date);
+    let tables = crate::lake_tables(&options.conformed, options.cluster.as_deref()).await?;
     let mut summary = RunSummary::default();
     for (name, sql) in [
         ("game_stats", game_stats_sql(date)),
         ("user_stats", user_stats_sql(date)),
     ] {
         let started = Instant::now();
-        let source = crate::lake_sql(&options.conformed, &sql, options.cluster.as_deref()).await?;
+        let source = tables.sql(&sql).await?;
         let table = TableRef::new(name, source.schema());
         let written = sink
             .write(&table, WriteMode::Replace, source.read().await?)

@@ -46,7 +46,7 @@ use url::Url;
 pub use object::ParquetObjectSink;
 #[cfg(feature = "cluster")]
 pub(crate) use read::{env_config, num_cpus, session_config};
-pub use read::{sql, sql_stream, LakeSource};
+pub use read::{sql, sql_stream, LakeSource, LakeTables};
 pub use stores::LakeStores;
 pub use write::{LakeCsvSink, LakeParquetSink};
 

@@ -289,26 +289,54 @@ pub async fn sql_stream(lake: &Lake, query: &str, limit: Option<usize>) -> Resul
 impl LakeSource {
     /// The result of a SQL query over every conformed table of `lake`, each registered under its
     /// name (the directories under the lake's prefix, `record_created_dt` a column), as a source:
-    /// its schema is known before it runs, and [`Source::read`] streams it.
+    /// its schema is known before it runs, and [`Source::read`] streams it. For several queries
+    /// over one lake, [`LakeTables`] registers the tables once.
     pub async fn sql(lake: &Lake, query: &str) -> Result<Self> {
+        LakeTables::open(lake).await?.sql(query).await
+    }
+}
+
+/// Every conformed table of a lake registered in one DataFusion session (here, or a cluster's):
+/// the objects are listed and the schemas read once, for any number of queries.
+///
+/// ```no_run
+/// # async fn example() -> steam_core::Result<()> {
+/// use steam_connectors::lake::{Lake, LakeTables};
+///
+/// let tables = LakeTables::open(&Lake::from_url("s3://conformed-games-data")?).await?;
+/// let reviews = tables.sql("SELECT count(*) FROM games_reviews").await?;
+/// let users = tables.sql("SELECT count(*) FROM users_mapping").await?;
+/// # let _ = (reviews, users);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct LakeTables {
+    ctx: SessionContext,
+    target: String,
+}
+
+impl std::fmt::Debug for LakeTables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LakeTables")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LakeTables {
+    /// The tables of `lake` in a session of this process.
+    pub async fn open(lake: &Lake) -> Result<Self> {
         let ctx = session(lake, num_cpus())?;
-        Self::sql_in(
-            &ctx,
-            STORE_URL,
-            lake,
-            query,
-            format!("SQL over {}", lake.url()),
-        )
-        .await
+        Self::register_all(ctx, STORE_URL, lake, format!("SQL over {}", lake.url())).await
     }
 
-    /// [`LakeSource::sql`] in `ctx` (a local or a cluster's session), where the lake's store is
-    /// known as `store_url`; `target` is what messages call the query.
-    pub(crate) async fn sql_in(
-        ctx: &SessionContext,
+    /// The tables of `lake` registered in `ctx` (a local or a cluster's session), where the
+    /// lake's store is known as `store_url`; `target` is what messages call the queries.
+    pub(crate) async fn register_all(
+        ctx: SessionContext,
         store_url: &str,
         lake: &Lake,
-        query: &str,
         target: String,
     ) -> Result<Self> {
         let listing = lake
@@ -321,15 +349,24 @@ impl LakeSource {
                 continue;
             };
             let name = name.to_owned();
-            if let Err(e) = register(ctx, store_url, lake, &name).await {
+            if let Err(e) = register(&ctx, store_url, lake, &name).await {
                 tracing::warn!(
                     "{} is not a readable table, skipped: {e}",
                     lake.describe(&dir)
                 );
             }
         }
-        let frame = ctx.sql(query).await.map_err(|e| df_error(&target, e))?;
-        Ok(Self::from_frame(target, frame))
+        Ok(LakeTables { ctx, target })
+    }
+
+    /// The result of `query` as a source (see [`LakeSource::sql`]).
+    pub async fn sql(&self, query: &str) -> Result<LakeSource> {
+        let frame = self
+            .ctx
+            .sql(query)
+            .await
+            .map_err(|e| df_error(&self.target, e))?;
+        Ok(LakeSource::from_frame(self.target.clone(), frame))
     }
 }
 

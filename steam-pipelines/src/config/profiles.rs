@@ -39,16 +39,15 @@ pub struct PostgresProfile {
     pub connect_timeout: Option<Duration>,
 }
 
+/// A URL as `Debug` output shows it: without its password.
+fn shown(url: &Option<Secret>) -> Option<String> {
+    url.as_ref().map(|u| steam_core::redact_url(u.expose()))
+}
+
 impl fmt::Debug for PostgresProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresProfile")
-            .field(
-                "url",
-                &self
-                    .url
-                    .as_ref()
-                    .map(|u| steam_core::redact_url(u.expose())),
-            )
+            .field("url", &shown(&self.url))
             .field("host", &self.host)
             .field("port", &self.port)
             .field("dbname", &self.dbname)
@@ -195,13 +194,7 @@ pub struct MongoProfile {
 impl fmt::Debug for MongoProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MongoProfile")
-            .field(
-                "uri",
-                &self
-                    .uri
-                    .as_ref()
-                    .map(|u| steam_core::redact_url(u.expose())),
-            )
+            .field("uri", &shown(&self.uri))
             .field(
                 "host",
                 &self.host.as_ref().map(|h| {
@@ -359,13 +352,7 @@ pub struct RedisProfile {
 impl fmt::Debug for RedisProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisProfile")
-            .field(
-                "url",
-                &self
-                    .url
-                    .as_ref()
-                    .map(|u| steam_core::redact_url(u.expose())),
-            )
+            .field("url", &shown(&self.url))
             .field("prefix", &self.prefix)
             .finish()
     }
