@@ -97,9 +97,10 @@ pub fn purchased_reviews(value: &str) -> Result<Option<i32>, String> {
         if !(0..=100).contains(&pct) || total < 0 {
             return Err(WHAT.to_owned());
         }
-        pct * total / 100
+        // In i128 a percentage of any i64 total fits: no overflow, whatever the input.
+        i128::from(pct) * i128::from(total) / 100
     } else {
-        thousands_i64(inner).ok().flatten().ok_or(WHAT)?
+        i128::from(thousands_i64(inner).ok().flatten().ok_or(WHAT)?)
     };
     i32::try_from(count)
         .map(Some)
@@ -393,6 +394,9 @@ mod tests {
             "(81% of x)",
             "(5,000,000,000)",
             "(",
+            // The product overflows 64 bits: an error, not a panic or a wrapped count.
+            "(100% of 100,000,000,000,000,000)",
+            "(99% of 9,223,372,036,854,775,807)",
         ] {
             assert!(purchased_reviews(bad).is_err(), "{bad}");
         }
