@@ -291,10 +291,11 @@ async fn connection_test_names_each_backend_down_with_its_cause() {
     .unwrap_err();
     assert!(err.is_transient(), "{err}");
     let cause = std::error::Error::source(&err)
-        .and_then(|c| c.downcast_ref::<steam_recsys::connectors::mongodb::MongoError>())
+        .and_then(|c| c.downcast_ref::<steam_recsys::core::Cause>())
+        .and_then(|c| c.downcast_ref::<mongodb::error::Error>())
         .expect("the driver's error is kept as the cause");
     assert!(matches!(
-        cause.driver_error().kind.as_ref(),
+        cause.kind.as_ref(),
         steam_recsys::connectors::mongodb::DriverErrorKind::ServerSelection { .. }
     ));
     let redis_down = steam_recsys::connectors::redis::RedisConfig::from_url(&format!(

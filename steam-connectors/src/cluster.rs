@@ -112,6 +112,10 @@ impl Cluster {
         cluster_error(kind, self.url.clone(), message)
     }
 
+    fn failure(&self, kind: ErrorKind, doing: &str, e: impl Into<BoxError>) -> Error {
+        cluster_error(kind, self.url.clone(), doing.to_owned()).with_source(e)
+    }
+
     /// Checks, within the connect timeout, that the scheduler answers and has at least one
     /// executor.
     pub async fn check(&self) -> Result<()> {
@@ -123,10 +127,9 @@ impl Cluster {
         .await
         {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(self.error(
-                ErrorKind::of_io(&e),
-                format!("the scheduler cannot be reached: {e}"),
-            )),
+            Ok(Err(e)) => {
+                Err(self.failure(ErrorKind::of_io(&e), "the scheduler cannot be reached", e))
+            }
             Err(_) => Err(self.error(
                 ErrorKind::Transient,
                 format!(
@@ -149,10 +152,10 @@ impl Cluster {
             self.connect_timeout.as_secs().max(1),
         );
         let state = session_state(config, Arc::new(LakeStores::default()))
-            .map_err(|e| self.error(ErrorKind::InvalidInput, e.to_string()))?;
+            .map_err(|e| self.failure(ErrorKind::InvalidInput, "session", e))?;
         SessionContext::remote_with_state(&self.url, state)
             .await
-            .map_err(|e| self.error(ErrorKind::Other, e.to_string()))
+            .map_err(|e| self.failure(ErrorKind::Other, "connect", e))
     }
 
     /// A SQL query over every conformed table of `lake` (as [`LakeSource::sql`] registers them),
@@ -210,6 +213,8 @@ fn runtime(
 }
 
 /// An error of the cluster (`target`: its address, or a scheduler's or executor's).
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 fn cluster_error(kind: ErrorKind, target: String, message: String) -> Error {
     Error::Backend {
         kind,
@@ -265,7 +270,7 @@ pub async fn run_scheduler(options: SchedulerOptions) -> Result<()> {
 
     let target = format!("scheduler at {}", options.bind);
     let failed =
-        |e: &dyn std::fmt::Display| cluster_error(ErrorKind::Other, target.clone(), e.to_string());
+        |e: BoxError| cluster_error(ErrorKind::Other, target.clone(), String::new()).with_source(e);
     let stores = Arc::new(LakeStores::new(options.lake.clone()));
     let timeout = options.executor_timeout.as_secs().max(1);
     let mut config = SchedulerConfig::default()
@@ -287,21 +292,21 @@ pub async fn run_scheduler(options: SchedulerOptions) -> Result<()> {
     config.expire_dead_executor_interval_seconds = (timeout / 3).max(1);
     // Jobs fail once the last executor has been gone this long, rather than wait for one.
     config.no_executors_grace_period_seconds = timeout;
-    config.validate().map_err(|e| failed(&e))?;
+    config.validate().map_err(|e| failed(e.into()))?;
     let config = Arc::new(config);
     let cluster = BallistaCluster::new_from_config(&config)
         .await
-        .map_err(|e| failed(&e))?;
+        .map_err(|e| failed(e.into()))?;
     let listener = tokio::net::TcpListener::bind(options.bind)
         .await
-        .map_err(|e| failed(&e))?;
+        .map_err(|e| failed(e.into()))?;
     tracing::info!("Ballista scheduler listening on {}", options.bind);
     let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config)
         .await
-        .map_err(|e| failed(&e))?;
+        .map_err(|e| failed(e.into()))?;
     start_grpc_service_with_listener(listener, scheduler)
         .await
-        .map_err(|e| failed(&e))
+        .map_err(|e| failed(e.into()))
 }
 
 /// The settings of an executor ([`run_executor`]).
@@ -384,5 +389,5 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
     };
     start_executor_process(Arc::new(config))
         .await
-        .map_err(|e| cluster_error(ErrorKind::Other, target, e.to_string()))
+        .map_err(|e| cluster_error(ErrorKind::Other, target, String::new()).with_source(e))
 }

@@ -122,12 +122,12 @@ pub fn batch_channel(
                 Some((Err(e), None))
             }
             None if shared.broken.load(Ordering::SeqCst) => Some((
-                Err(Error::backend_msg(
-                    "stream",
-                    shared.what.clone(),
-                    "the producer stopped before the end of its data (it failed, panicked or \
-                     was cancelled); what it sent is incomplete",
-                )),
+                Err(Error::Cancelled {
+                    what: shared.what.clone(),
+                    reason: "the producer stopped before the end of its data; what it sent is \
+                             incomplete"
+                        .into(),
+                }),
                 None,
             )),
             None => None,
@@ -138,12 +138,13 @@ pub fn batch_channel(
 
 /// The error of a producer that panicked, with the panic's message.
 fn panicked(what: &str, payload: Box<dyn std::any::Any + Send>) -> Error {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".into());
-    Error::backend_msg("stream", what, format!("the producer panicked: {message}"))
+    Error::Internal {
+        what: what.into(),
+        message: format!(
+            "the producer panicked: {}",
+            crate::error::panic_message(payload.as_ref())
+        ),
+    }
 }
 
 /// Runs `produce` on a blocking thread and returns what it sends as a [`BatchStream`].
@@ -202,20 +203,21 @@ pub fn tee(
     let (a_tx, a_done, a) = batch_channel(depth, what.clone());
     let (b_tx, b_done, b) = batch_channel(depth, what.clone());
     tokio::spawn(async move {
-        let stopped = |side: &str| {
-            Error::backend_msg(
-                "stream",
-                what.clone(),
-                format!("the {side} output's consumer stopped"),
-            )
+        let stopped = |side: &str| Error::Cancelled {
+            what: what.clone(),
+            reason: format!("the {side} output's consumer stopped"),
         };
         let run = async {
             while let Some(item) = futures::StreamExt::next(&mut source).await {
                 let batch = match item {
                     Ok(batch) => batch,
                     Err(e) => {
-                        let copy = Error::backend_msg("stream", what.clone(), e.to_string());
-                        return Err((e, copy));
+                        let shared = Arc::new(e);
+                        let failed = || Error::Producer {
+                            what: what.clone(),
+                            source: shared.clone(),
+                        };
+                        return Err((failed(), failed()));
                     }
                 };
                 if !a_tx.send(Ok(batch.clone())).await {
@@ -266,7 +268,7 @@ mod tests {
                         .unwrap()
                         .value(0)
                 })
-                .map_err(|e| e.to_string()),
+                .map_err(|e| crate::error_chain(&e)),
             );
         }
         out

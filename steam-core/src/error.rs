@@ -53,7 +53,11 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A backend (files, postgres, lake, mongodb…) failed on a target (a table, object, collection).
-    #[error("{backend} {target}: {message}")]
+    ///
+    /// Shown as `{backend} {target}: {message}`; the underlying error, if any, is the
+    /// [`source`](std::error::Error::source) and is not repeated in the message: print the whole
+    /// chain with [`error_chain`].
+    #[error("{backend} {target}{}{message}", if message.is_empty() { "" } else { ": " })]
     Backend {
         /// What kind of failure it is, for callers that react to it (see [`Error::kind`]).
         kind: ErrorKind,
@@ -61,7 +65,8 @@ pub enum Error {
         backend: &'static str,
         /// What was being read or written: a table, a path, a collection.
         target: String,
-        /// A message without secrets.
+        /// What was being done, or what went wrong when there is no underlying error; never the
+        /// underlying error's own text (that is the source). Without secrets; may be empty.
         message: String,
         /// The underlying error, if any.
         #[source]
@@ -90,6 +95,33 @@ pub enum Error {
         backend: &'static str,
         /// The operation.
         operation: String,
+    },
+    /// Work stopped before its end because something else asked it to: a consumer that went away,
+    /// a sibling output whose writer failed, a producer task that was dropped.
+    #[error("{what}: cancelled: {reason}")]
+    Cancelled {
+        /// What was stopped (a stream, a stage).
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// A bug rather than a failure of the input or a backend: a panic, a worker thread that died.
+    #[error("{what}: internal error: {message}")]
+    Internal {
+        /// Where it happened.
+        what: String,
+        /// The panic's or the thread's message.
+        message: String,
+    },
+    /// A producer shared by several consumers failed: each consumer gets this, with the
+    /// producer's own error (shared) as its source and its kind.
+    #[error("{what}: the producer failed")]
+    Producer {
+        /// The shared stream.
+        what: String,
+        /// The producer's error.
+        #[source]
+        source: std::sync::Arc<Error>,
     },
     /// An Arrow compute or construction error, with what was being done.
     #[error("{context}: {source}")]
@@ -121,7 +153,9 @@ pub enum ErrorKind {
     Transient,
     /// The input or the configuration is wrong: retrying will fail the same way.
     InvalidInput,
-    /// Anything else.
+    /// The work was stopped on purpose (see [`Error::Cancelled`]).
+    Cancelled,
+    /// Anything else, bugs included.
     Other,
 }
 
@@ -165,7 +199,9 @@ impl Error {
             | Error::Schema { .. }
             | Error::Config { .. }
             | Error::Unsupported { .. } => ErrorKind::InvalidInput,
-            Error::Arrow { .. } => ErrorKind::Other,
+            Error::Producer { source, .. } => source.kind(),
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::Arrow { .. } | Error::Internal { .. } => ErrorKind::Other,
         }
     }
 
@@ -182,7 +218,7 @@ impl Error {
         self
     }
 
-    /// A [`Error::Backend`] with an underlying error.
+    /// A [`Error::Backend`] with an underlying error (its text is shown once, as the source).
     pub fn backend(
         backend: &'static str,
         target: impl Into<String>,
@@ -192,9 +228,27 @@ impl Error {
             kind: ErrorKind::Other,
             backend,
             target: target.into(),
-            message: source.to_string(),
+            message: String::new(),
             source: Some(Box::new(source)),
         }
+    }
+
+    /// The same error with `source` as its underlying error (for a [`Error::Backend`]; other
+    /// variants are returned as they are). Its text is not copied into the message.
+    pub fn with_source(mut self, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        if let Error::Backend { source, .. } = &mut self {
+            *source = Some(e.into());
+        }
+        self
+    }
+
+    /// The same error with `message` saying what was being done (for a [`Error::Backend`]; other
+    /// variants are returned as they are).
+    pub fn doing(mut self, what: impl Into<String>) -> Self {
+        if let Error::Backend { message, .. } = &mut self {
+            *message = what.into();
+        }
+        self
     }
 
     /// A [`Error::Backend`] with a message only.
@@ -209,6 +263,22 @@ impl Error {
             target: target.into(),
             message: message.into(),
             source: None,
+        }
+    }
+
+    /// The error of a task or blocking thread `what` that did not return: [`Error::Cancelled`]
+    /// when it was cancelled, else [`Error::Internal`] with its panic's message.
+    pub fn from_join(what: impl Into<String>, e: tokio::task::JoinError) -> Self {
+        let what = what.into();
+        if e.is_cancelled() {
+            return Error::Cancelled {
+                what,
+                reason: "its task was cancelled".into(),
+            };
+        }
+        Error::Internal {
+            what,
+            message: format!("panicked: {}", panic_message(e.into_panic().as_ref())),
         }
     }
 
@@ -228,6 +298,61 @@ impl Error {
         }
     }
 }
+
+/// The message a panic carried (`panic!` with a literal or a formatted string).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// An underlying error shown by a text of the connector's choosing: its secrets cut out, or made
+/// readable (a database error with its detail and hint). The original is kept for callers that
+/// want the driver's own error ([`Cause::downcast_ref`]); its text is never shown, so a `Cause`
+/// ends the chain.
+pub struct Cause {
+    text: String,
+    inner: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl Cause {
+    /// `inner`, shown as `text`.
+    pub fn new(
+        text: impl Into<String>,
+        inner: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Cause {
+            text: text.into(),
+            inner: Box::new(inner),
+        }
+    }
+
+    /// The original error (its own `Display` may show what the text left out).
+    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.inner.as_ref()
+    }
+
+    /// The original error as a `T`, if it is one.
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.inner.downcast_ref::<T>()
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Cause").field(&self.text).finish()
+    }
+}
+
+impl std::error::Error for Cause {}
 
 /// The causes of `error`, outermost first, not counting `error` itself.
 pub fn causes<'a>(
@@ -273,6 +398,7 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn bad_input_names_file_line_column_and_value() {
@@ -313,10 +439,47 @@ mod tests {
         let io = std::io::Error::other("connection reset");
         let e = Error::backend("postgres", "recsys.t", io);
         assert_eq!(causes(&e).count(), 1);
-        assert_eq!(
-            error_chain(&e),
-            "postgres recsys.t: connection reset: connection reset"
-        );
+        assert_eq!(e.to_string(), "postgres recsys.t");
+        assert_eq!(error_chain(&e), "postgres recsys.t: connection reset");
+        let e =
+            Error::backend("postgres", "recsys.t", std::io::Error::other("reset")).doing("COPY");
+        assert_eq!(error_chain(&e), "postgres recsys.t: COPY: reset");
+    }
+
+    #[test]
+    fn a_cause_shows_its_text_and_keeps_the_original() {
+        let io = std::io::Error::other("password=hunter2 refused");
+        let e = Error::backend("redis", "h:1", Cause::new("password=*** refused", io)).doing("GET");
+        let chain = error_chain(&e);
+        assert_eq!(chain, "redis h:1: GET: password=*** refused");
+        assert!(!format!("{e:?}").contains("hunter2"));
+        let cause = causes(&e).next().unwrap().downcast_ref::<Cause>().unwrap();
+        assert!(cause.downcast_ref::<std::io::Error>().is_some());
+    }
+
+    #[test]
+    fn a_producer_failure_is_shared_with_its_kind() {
+        let original = Arc::new(Error::MissingFile {
+            path: "/x.csv".into(),
+        });
+        let copies: Vec<Error> = (0..2)
+            .map(|_| Error::Producer {
+                what: "games".into(),
+                source: original.clone(),
+            })
+            .collect();
+        for e in &copies {
+            assert_eq!(e.kind(), ErrorKind::NotFound);
+            assert_eq!(
+                error_chain(e),
+                "games: the producer failed: missing file: /x.csv"
+            );
+        }
+        let cancelled = Error::Cancelled {
+            what: "tee".into(),
+            reason: "the first output's consumer stopped".into(),
+        };
+        assert_eq!(cancelled.kind(), ErrorKind::Cancelled);
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub use channel::{
     batch_channel, spawn_blocking_stream, spawn_stream, tee, BatchSender, Completion,
 };
 pub use config::Secret;
-pub use error::{causes, error_chain, redact_url, Error, ErrorKind, Result};
+pub use error::{causes, error_chain, redact_url, Cause, Error, ErrorKind, Result};
 pub use reject::Reject;
 pub use stream::{batch_stream, check_columns, BatchStream, Sink, Source, TableRef, WriteMode};
 pub use summary::{run_id, run_id_after, FileSummary, RunSummary, StageSummary, WriteSummary};

@@ -174,9 +174,13 @@ async fn read_lists(lake: &Lake) -> Result<Lists> {
     let mut stream = steam_core::Source::read(&source).await?;
     let mut lists = Lists::new();
     while let Some(batch) = stream.next().await {
-        lists
-            .extend_from_batch(&batch?)
-            .map_err(|e| Error::backend_msg("lake", lake.url(), e.to_string()))?;
+        lists.extend_from_batch(&batch?).map_err(|e| match e {
+            Error::Schema { target, reason } => Error::Schema {
+                target: format!("{target} of {}", lake.url()),
+                reason,
+            },
+            e => e,
+        })?;
     }
     Ok(lists)
 }
@@ -278,7 +282,7 @@ pub async fn evaluate(options: &EvaluateOptions) -> Result<EvaluateReport> {
         Ok(rows)
     })
     .await
-    .map_err(|e| Error::backend_msg("evaluate", "als", format!("evaluation thread: {e}")))??;
+    .map_err(|e| Error::from_join("evaluation", e))??;
     Ok(EvaluateReport {
         input,
         split,
@@ -368,7 +372,7 @@ pub async fn tune_reviews(options: &TuneOptions) -> Result<TuneReport> {
     let (grid, k) = (options.grid.clone(), options.k);
     let tuning = tokio::task::spawn_blocking(move || tune(&reviews, &grid, &split, k))
         .await
-        .map_err(|e| Error::backend_msg("tune", "als", format!("tuning thread: {e}")))??;
+        .map_err(|e| Error::from_join("tuning", e))??;
     Ok(TuneReport {
         input,
         split,

@@ -456,7 +456,7 @@ fn writer(dir: &Path, file: RawFile) -> Result<(csv::Writer<BufWriter<File>>, Pa
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> Error {
-    Error::backend_msg("csv", path.display().to_string(), e.to_string())
+    Error::backend("files", path.display().to_string(), e)
 }
 
 fn write_descriptions(dir: &Path, games: &[Game], seed: u64) -> Result<u64> {

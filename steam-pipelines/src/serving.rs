@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use steam_connectors::lake::{Lake, LakeSource};
 use steam_connectors::mongodb::{MongoConfig, MongoSink, MongoSource};
 use steam_connectors::postgres::PostgresConfig;
@@ -269,7 +269,7 @@ async fn read_popular(results: &Lake) -> Result<Option<steam_core::RecordBatch>>
     match object_store::ObjectStoreExt::head(lake.store().as_ref(), lake.prefix()).await {
         Ok(_) => {}
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(Error::backend_msg("lake", &url, e.to_string())),
+        Err(e) => return Err(lake.error(lake.prefix(), e)),
     }
     let batches = LakeSource::objects(&lake)
         .await?
@@ -356,55 +356,17 @@ pub async fn connection_test(
 ) -> Vec<Check> {
     let mut checks = Vec::new();
     if let Some(pg) = postgres {
-        let result = timed(async {
-            let client = pg.connect().await?;
-            client.query_one("SELECT 1", &[]).await.map_err(|e| {
-                steam_core::Error::backend_msg("postgres", pg.describe(), e.to_string())
-            })?;
-            Ok(())
-        })
-        .await;
         checks.push(Check {
             backend: "postgres",
             target: pg.describe(),
-            result,
+            result: timed(pg.ping()).await,
         });
     }
     if let Some(lake) = lake {
-        let result = timed(async {
-            use object_store::ObjectStoreExt;
-            let store = lake.store();
-            let fail = |e: object_store::Error| {
-                steam_core::Error::backend_msg("lake", lake.url(), e.to_string())
-            };
-            let _ = store
-                .list_with_delimiter(Some(lake.prefix()))
-                .await
-                .map_err(fail)?;
-            let probe = lake.path(&[&format!(".steam-recsys-probe-{}", std::process::id())]);
-            store.put(&probe, "probe".into()).await.map_err(fail)?;
-            let back = store
-                .get(&probe)
-                .await
-                .map_err(fail)?
-                .bytes()
-                .await
-                .map_err(fail)?;
-            store.delete(&probe).await.map_err(fail)?;
-            if back.as_ref() != b"probe" {
-                return Err(steam_core::Error::backend_msg(
-                    "lake",
-                    lake.url(),
-                    "probe read back differs",
-                ));
-            }
-            Ok(())
-        })
-        .await;
         checks.push(Check {
             backend: "lake",
             target: lake.url().to_owned(),
-            result,
+            result: timed(lake.check()).await,
         });
     }
     if let Some((mongo, collection)) = mongo {
@@ -414,7 +376,8 @@ pub async fn connection_test(
                 .with_limit(5)
                 .read()
                 .await?;
-            let _: Vec<_> = docs.collect().await;
+            // A document that cannot be read fails the check.
+            docs.try_collect::<Vec<_>>().await?;
             Ok(())
         })
         .await;

@@ -123,15 +123,7 @@ pub async fn source_to_lake(
             conformed.write(&conformed_ref, WriteMode::Replace, conformed_in)
         );
         // Of two errors, the cause: the other side's is the split's report that this one stopped.
-        let from_split = |e: &Error| {
-            matches!(
-                e,
-                Error::Backend {
-                    backend: "stream",
-                    ..
-                }
-            )
-        };
+        let from_split = |e: &Error| matches!(e, Error::Cancelled { .. });
         let (mut a, mut b) = match (a, b) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), Err(other)) if from_split(&e) && !from_split(&other) => return Err(other),

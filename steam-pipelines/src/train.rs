@@ -466,7 +466,7 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
         (fitted, train_set)
     })
     .await
-    .map_err(|e| Error::backend_msg("train", "als", format!("training thread: {e}")))?;
+    .map_err(|e| Error::from_join("training", e))?;
     let Fitted {
         model,
         tuning,
@@ -550,8 +550,10 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
         model_file: model_url,
         stages,
     };
-    let json = serde_json::to_vec_pretty(&report.model_json())
-        .map_err(|e| Error::backend_msg("train", &report.model_file, e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&report.model_json()).map_err(|e| Error::Internal {
+        what: format!("model description {}", report.model_file),
+        message: e.to_string(),
+    })?;
     let t = Instant::now();
     options.out.put(&path, json).await?;
     report.stages.push(StageSummary::since("model file", t));

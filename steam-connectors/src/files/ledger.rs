@@ -77,7 +77,7 @@ impl RejectLedger {
 }
 
 fn ledger_error(path: &Path, e: csv::Error) -> Error {
-    Error::backend_msg("ledger", path.display().to_string(), e.to_string())
+    Error::backend("files", path.display().to_string(), e).doing("rejects ledger")
 }
 
 #[cfg(test)]

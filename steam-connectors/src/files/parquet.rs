@@ -196,7 +196,7 @@ impl Sink for ParquetDirSink {
         drop(tx);
         let written = writer
             .await
-            .map_err(|e| Error::backend_msg(BACKEND, &target, format!("writer thread: {e}")));
+            .map_err(|e| Error::from_join(format!("writer of {target}"), e));
         let result = match (failure, written) {
             (Some(e), _) => Err(e),
             (None, Ok(Ok(rows))) => Ok(rows),

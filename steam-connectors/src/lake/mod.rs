@@ -246,7 +246,7 @@ impl Lake {
             kind: store_kind(&e),
             backend: "lake",
             target: shown.clone(),
-            message: e.to_string(),
+            message: String::new(),
             source: Some(Box::new(e)),
         };
         let mut local = None;
@@ -559,13 +559,46 @@ impl Lake {
             .map_err(|e| self.error(location, e))
     }
 
-    /// An error of the store at `location`.
-    pub(crate) fn error(&self, location: &Path, e: object_store::Error) -> Error {
+    /// Checks that the lake can be listed, written, read and deleted from: lists its prefix, then
+    /// writes a probe object (named uniquely per call), reads it back, compares and deletes it.
+    pub async fn check(&self) -> Result<()> {
+        use object_store::ObjectStoreExt;
+        let store = self.store.as_ref();
+        store
+            .list_with_delimiter(Some(&self.prefix))
+            .await
+            .map_err(|e| self.error(&self.prefix, e).doing("list"))?;
+        let probe = self.path(&[&format!(".steam-recsys-probe-{}", steam_core::run_id())]);
+        let probe = &probe;
+        let fail = |doing: &'static str| move |e| self.error(probe, e).doing(doing);
+        store
+            .put(&probe, "probe".into())
+            .await
+            .map_err(fail("put"))?;
+        let back = store.get(&probe).await.map_err(fail("get"));
+        let back = match back {
+            Ok(got) => got.bytes().await.map_err(fail("get")),
+            Err(e) => Err(e),
+        };
+        store.delete(probe).await.map_err(fail("delete"))?;
+        if back?.as_ref() != b"probe" {
+            return Err(Error::backend_msg(
+                "lake",
+                self.describe(probe),
+                "the probe read back differs from what was written",
+            ));
+        }
+        Ok(())
+    }
+
+    /// An error of the store at `location`: classified by kind, the store's error kept as the
+    /// source.
+    pub fn error(&self, location: &Path, e: object_store::Error) -> Error {
         Error::Backend {
             kind: store_kind(&e),
             backend: "lake",
             target: self.describe(location),
-            message: e.to_string(),
+            message: String::new(),
             source: Some(Box::new(e)),
         }
     }

@@ -36,7 +36,7 @@ fn df_error(target: &str, e: DataFusionError) -> Error {
         kind,
         backend: "lake",
         target: target.to_owned(),
-        message: e.to_string(),
+        message: String::new(),
         source: Some(Box::new(e)),
     }
 }

@@ -238,9 +238,10 @@ where
             },
         };
         let rows = encode(&mut io)?;
-        io.out
-            .send()
-            .map_err(|e| Error::backend_msg("lake", "encoder", e.to_string()))?;
+        io.out.send().map_err(|_| Error::Cancelled {
+            what: "encoder".into(),
+            reason: "the upload stopped".into(),
+        })?;
         Ok((rows, io.out.written))
     });
 
@@ -295,10 +296,9 @@ where
     pool.close();
     let encoded = match encoder.await {
         Ok(result) => result,
-        Err(e) => Err(Error::backend_msg(
-            "lake",
-            lake.describe(location),
-            format!("encoder thread: {e}"),
+        Err(e) => Err(Error::from_join(
+            format!("encoder of {}", lake.describe(location)),
+            e,
         )),
     };
     match (streamed, encoded) {

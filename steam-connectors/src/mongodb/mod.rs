@@ -27,7 +27,7 @@ use steam_core::{Error, ErrorKind, Result, Secret};
 
 pub use sink::{MongoSink, RUN_FIELD};
 
-/// The driver's error kinds, for [`MongoError::driver_error`].
+/// The driver's error kinds, for the driver error a [`steam_core::Cause`] keeps.
 pub use mongodb::error::ErrorKind as DriverErrorKind;
 pub use source::MongoSource;
 
@@ -229,71 +229,29 @@ impl MongoConfig {
     }
 
     /// A driver error `e` while doing `what`, as the connector reports its own: classified, the
-    /// password cut out of its message, the driver's error kept as the cause ([`MongoError`]).
+    /// password cut out of its message, the driver's error kept as the cause ([`steam_core::Cause`]).
     pub fn error(&self, what: &str, e: mongodb::error::Error) -> Error {
         driver_error(self.describe(), what, e, self.password.as_ref())
     }
 }
 
 /// A [`Error::Backend`] for a driver error `e` while doing `what` to `target`: classified by
-/// [`kind`], its message redacted, the driver's error kept as the cause ([`MongoError`]).
+/// [`kind`], the driver's error kept as the source ([`steam_core::Cause`], shown with the
+/// password cut out; `Cause::downcast_ref::<mongodb::error::Error>()` gives the driver's own).
 pub(crate) fn driver_error(
     target: String,
     what: &str,
     e: mongodb::error::Error,
     password: Option<&Secret>,
 ) -> Error {
-    let cause = MongoError {
-        text: redacted(&e, password),
-        kind: kind(&e),
-        inner: e,
-    };
     Error::Backend {
-        kind: cause.kind,
+        kind: kind(&e),
         backend: "mongodb",
         target,
-        message: format!("{what}: {}", cause.text),
-        source: Some(Box::new(cause)),
+        message: what.to_owned(),
+        source: Some(Box::new(steam_core::Cause::new(redacted(&e, password), e))),
     }
 }
-
-/// The MongoDB driver's error under a [`steam_core::Error`]: shown (`Display` and `Debug`) with
-/// the password cut out; the driver's own error, with its labels and codes, is
-/// [`MongoError::driver_error`].
-pub struct MongoError {
-    text: String,
-    kind: ErrorKind,
-    inner: mongodb::error::Error,
-}
-
-impl MongoError {
-    /// The driver's error (its `Display` is not redacted: show [`MongoError`] instead).
-    pub fn driver_error(&self) -> &mongodb::error::Error {
-        &self.inner
-    }
-
-    /// The kind it was classified as.
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-}
-
-impl fmt::Display for MongoError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl fmt::Debug for MongoError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MongoError")
-            .field("kind", &self.kind)
-            .field("text", &self.text)
-            .finish()
-    }
-}
-
-impl std::error::Error for MongoError {}
 
 /// The kind of a driver error: refused credentials, missing permissions (code 13), a missing
 /// namespace (26), a duplicate key (11000), an invalid argument; a server that cannot be reached

@@ -164,8 +164,9 @@ impl PostgresConfig {
         }
     }
 
-    /// Trusts the CA certificates of a PEM file as well as the webpki roots, for a server whose
-    /// certificate a private CA signed.
+    /// Verifies the server's certificate (chain and host name, libpq's `verify-full`) against the
+    /// CA certificates of a PEM file, and only those, as libpq's `sslrootcert` does. Without one,
+    /// TLS encrypts without authenticating the server (libpq's `require`).
     pub fn with_tls_root_certificate(mut self, pem_file: impl Into<PathBuf>) -> Self {
         self.tls_root = Some(pem_file.into());
         self
@@ -253,6 +254,16 @@ impl PostgresConfig {
         let user = self.inner.get_user().unwrap_or("(default user)");
         let db = self.inner.get_dbname().unwrap_or(user);
         format!("{user}@{host}:{port}/{db}")
+    }
+
+    /// Connects and runs `SELECT 1`: the server answers and accepts the credentials.
+    pub async fn ping(&self) -> Result<()> {
+        let client = self.connect().await?;
+        client
+            .query_one("SELECT 1", &[])
+            .await
+            .map_err(|e| pg_error(self.describe(), e).doing("SELECT 1"))?;
+        Ok(())
     }
 
     /// Opens a connection, retrying network failures with backoff. The connection's I/O runs on a
@@ -357,13 +368,7 @@ impl PostgresConfig {
                 } else {
                     String::new()
                 };
-                Err(Error::Backend {
-                    kind: kind(&e),
-                    backend: "postgres",
-                    target: self.describe(),
-                    message: format!("cannot connect{tries}: {}", message(&e)),
-                    source: Some(Box::new(e)),
-                })
+                Err(pg_error(self.describe(), e).doing(format!("cannot connect{tries}")))
             }
         }
     }
@@ -419,6 +424,18 @@ pub(crate) fn kind(e: &tokio_postgres::Error) -> ErrorKind {
         ErrorKind::Transient
     } else {
         ErrorKind::Other
+    }
+}
+
+/// The error of the server or the connection to it, on `target`: classified by [`kind`], the
+/// driver's error kept as the source under its readable [`message`].
+pub(crate) fn pg_error(target: impl Into<String>, e: tokio_postgres::Error) -> Error {
+    Error::Backend {
+        kind: kind(&e),
+        backend: "postgres",
+        target: target.into(),
+        message: String::new(),
+        source: Some(Box::new(steam_core::Cause::new(message(&e), e))),
     }
 }
 

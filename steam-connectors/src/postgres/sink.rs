@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
 use super::binary::{encode, HEADER, TRAILER};
-use super::config::{kind, message, PostgresConfig};
+use super::config::{pg_error, PostgresConfig};
 use super::types::{normalize, quote_ident, PgType};
 
 /// Bytes of encoded rows gathered before they are sent as one COPY message.
@@ -86,13 +86,7 @@ impl PostgresSink {
         let client = self.config.connect().await?;
         let target = self.config.describe();
         let schema = self.config.schema().to_owned();
-        let fail = |e: tokio_postgres::Error| Error::Backend {
-            kind: kind(&e),
-            backend: "postgres",
-            target: format!("schema {schema:?} at {target}"),
-            message: message(&e),
-            source: Some(Box::new(e)),
-        };
+        let fail = |e: tokio_postgres::Error| pg_error(format!("schema {schema:?} at {target}"), e);
         client
             .batch_execute("BEGIN; SET LOCAL client_min_messages TO warning")
             .await
@@ -208,13 +202,7 @@ impl PostgresLoad {
     }
 
     fn db_error(&self, table: &str, e: tokio_postgres::Error) -> Error {
-        Error::Backend {
-            kind: kind(&e),
-            backend: "postgres",
-            target: self.target(table),
-            message: message(&e),
-            source: Some(Box::new(e)),
-        }
+        pg_error(self.target(table), e)
     }
 
     /// Runs SQL statements, attributing failures to `table`.
@@ -261,13 +249,8 @@ impl PostgresLoad {
         let result = self.client.batch_execute(&sql).await;
         if let Err(e) = result {
             let _ = self.client.batch_execute("ROLLBACK").await;
-            return Err(Error::Backend {
-                kind: kind(&e),
-                backend: "postgres",
-                target: format!("{}.{{{what}}}", self.schema),
-                message: format!("swapping in the new tables failed: {}", message(&e)),
-                source: Some(Box::new(e)),
-            });
+            return Err(pg_error(format!("{}.{{{what}}}", self.schema), e)
+                .doing("swapping in the new tables failed"));
         }
         Ok(())
     }

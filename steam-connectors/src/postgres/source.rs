@@ -11,7 +11,7 @@ use steam_core::{batch_stream, BatchStream, Error, Result, Source};
 use tokio_postgres::Client;
 
 use super::binary::Decoder;
-use super::config::{kind, message, PostgresConfig};
+use super::config::{pg_error, PostgresConfig};
 use super::types::{quote_ident, quote_literal, PgType};
 use steam_core::channel::batch_channel;
 
@@ -87,13 +87,10 @@ impl PostgresSource {
         let client = config.connect().await?;
         let name = describe(&config, &what);
         let select = select_sql(&config, &what)?;
-        let statement = client.prepare(&select).await.map_err(|e| Error::Backend {
-            kind: kind(&e),
-            backend: "postgres",
-            target: name.clone(),
-            message: message(&e),
-            source: Some(Box::new(e)),
-        })?;
+        let statement = client
+            .prepare(&select)
+            .await
+            .map_err(|e| pg_error(name.clone(), e))?;
         let not_null = match &what {
             What::Table(table) => not_null_columns(&client, &config, table, &name).await?,
             What::Query(_) => Vec::new(),
@@ -195,13 +192,7 @@ impl PostgresSource {
 
     async fn read_partitioned(&self, key: &str, partitions: usize) -> Result<BatchStream> {
         let name = describe(&self.config, &self.what);
-        let fail = |e: tokio_postgres::Error| Error::Backend {
-            kind: kind(&e),
-            backend: "postgres",
-            target: name.clone(),
-            message: message(&e),
-            source: Some(Box::new(e)),
-        };
+        let fail = |e: tokio_postgres::Error| pg_error(name.clone(), e);
         let select = select_sql(&self.config, &self.what)?;
         let key_sql = quote_ident(key)?;
         let coordinator = self.config.connect().await?;
@@ -338,13 +329,7 @@ impl Reader {
     }
 
     fn fail(&self, e: tokio_postgres::Error) -> Error {
-        Error::Backend {
-            kind: kind(&e),
-            backend: "postgres",
-            target: self.name.clone(),
-            message: message(&e),
-            source: Some(Box::new(e)),
-        }
+        pg_error(self.name.clone(), e)
     }
 
     fn cast(&self, batch: RecordBatch) -> Result<RecordBatch> {
@@ -406,13 +391,7 @@ async fn not_null_columns(
             &[&qualified],
         )
         .await
-        .map_err(|e| Error::Backend {
-            kind: kind(&e),
-            backend: "postgres",
-            target: name.to_owned(),
-            message: message(&e),
-            source: Some(Box::new(e)),
-        })?;
+        .map_err(|e| pg_error(name.to_owned(), e))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 

@@ -162,8 +162,8 @@ impl RedisConfig {
             kind: kind(&e),
             backend: "redis",
             target: self.shown.clone(),
-            message: format!("{what}: {text}"),
-            source: None,
+            message: what.to_owned(),
+            source: Some(Box::new(steam_core::Cause::new(text, e))),
         }
     }
 }
