@@ -1,6 +1,6 @@
 //! The `steam-recsys` command line: its arguments ([`Cli`], in `args.rs`), where each setting
 //! comes from ([`Settings`]: a flag or its variable, else the configuration file's profile, else
-//! the default; in `settings.rs`), and the commands ([`run_with`], in `commands.rs`).
+//! the default; in `settings.rs`), and the commands ([`run_with`], in `commands/`, one file a job).
 
 use std::process::ExitCode;
 
