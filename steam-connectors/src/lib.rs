@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `files` | [`files`] | raw scraper CSVs (streamed, with line numbers), Parquet files, the rejects ledger |
 //! | `postgres` | [`postgres`] | PostgreSQL tables and queries, binary COPY both ways, atomic replace |
-//! | `mongodb` | [`mod@mongodb`] | MongoDB collections: insert, upsert, refresh; reads as Arrow |
+//! | `mongodb` | [`mod@mongodb`] | MongoDB collections: insert, upsert, replace (a collection swap), refresh; reads as Arrow |
 //! | `redis` | [`mod@redis`] | Redis as the serving store: tables as hashes swapped in whole; lookups by key; reads as Arrow |
 //! | `hub` | [`hub`] | the HuggingFace Hub: a dataset's files downloaded, resumed and verified |
 //! | `lake` | [`lake`] | object stores by URL (S3, GCS, Azure, local, memory): CSV and Hive-partitioned Parquet layers, DataFusion reads and SQL |
@@ -25,7 +25,6 @@ pub mod mongodb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(any(feature = "files", feature = "lake"))]
-mod process;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub use steam_core::channel::{

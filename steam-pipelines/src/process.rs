@@ -111,18 +111,19 @@ fn one_batch(batch: RecordBatch) -> steam_core::BatchStream {
 /// and the rejects ledgers into `options.out`.
 ///
 /// All three files are checked (present, needed columns) before anything is written. Everything
-/// is written into a staging directory inside `options.out` and moved into place only when every
-/// table is complete, so a failed run (strict mode included) leaves the previous output as it was.
+/// is written into a staging directory beside `options.out` and published whole (see
+/// [`DirTransaction`]) only when every table is complete, so a failed run (strict mode included)
+/// leaves the previous output as it was.
 /// Reviews are streamed: memory holds a few batches and the users seen, not the file.
 pub async fn process(options: &ProcessOptions) -> Result<RunSummary> {
     let started = Instant::now();
     for file in RawFile::ALL {
         RawCsvReader::open(options.raw.join(file.file_name()), file)?;
     }
-    let tx = DirTransaction::begin(&options.out)?;
+    let tx = DirTransaction::begin_async(&options.out).await?;
     let result = run(options, tx.dir()).await;
     let result = match result {
-        Ok(summary) => tx.commit().map(|()| summary),
+        Ok(summary) => tx.commit_async().await.map(|()| summary),
         Err(e) => Err(e), // the transaction is dropped: the staged files go
     };
     let mut summary = result?;

@@ -97,17 +97,18 @@ impl Lakes {
             .join("games_reviews/record_created_dt=2026-11-29")
     }
 
-    /// The names in the raw layer's directory and in the partition's: (visible, hidden).
+    /// The names in the raw layer's directory and in the partition's: (visible, hidden), of files
+    /// and of hidden directories (staging areas).
     fn names(&self) -> (Vec<String>, Vec<String>) {
         let mut visible = Vec::new();
         let mut hidden = Vec::new();
         for dir in [self.raw.clone(), self.partition()] {
             for entry in std::fs::read_dir(&dir).unwrap() {
                 let entry = entry.unwrap();
-                if entry.path().is_dir() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if entry.path().is_dir() && !name.starts_with('.') {
                     continue;
                 }
-                let name = entry.file_name().to_string_lossy().into_owned();
                 if name.starts_with('.') || name.starts_with('_') {
                     hidden.push(name);
                 } else {
@@ -118,6 +119,20 @@ impl Lakes {
         visible.sort();
         hidden.sort();
         (visible, hidden)
+    }
+
+    /// Whether both uploads are under way: a staging area (`.staging-ID/`) with a part of the
+    /// object in it, in the raw layer's directory and in the partition's.
+    fn both_staged(&self) -> bool {
+        let staged = |dir: PathBuf| {
+            std::fs::read_dir(dir).unwrap().any(|entry| {
+                let entry = entry.unwrap();
+                entry.file_name().to_string_lossy().starts_with(".staging-")
+                    && entry.path().is_dir()
+                    && std::fs::read_dir(entry.path()).is_ok_and(|mut d| d.next().is_some())
+            })
+        };
+        staged(self.raw.clone()) && staged(self.partition())
     }
 
     /// The rows pyarrow's dataset reader finds in the raw layer (every CSV of the directory) and
@@ -196,9 +211,7 @@ async fn a_killed_export_leaves_nothing_readers_trip_on_and_the_next_run_cleans_
     let mut child = export(&config, &lakes).spawn().unwrap();
     let started = Instant::now();
     loop {
-        let (_, hidden) = lakes.names();
-        let staged = |prefix: &str| hidden.iter().any(|n| n.starts_with(prefix));
-        if staged(".games_reviews.csv.staging-") && staged(".part-00000.parquet.staging-") {
+        if lakes.both_staged() {
             break;
         }
         assert!(

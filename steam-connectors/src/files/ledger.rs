@@ -6,13 +6,15 @@ use std::path::{Path, PathBuf};
 
 use steam_core::{Error, Reject, Result};
 
-use super::temp_path;
+use super::staging::StagingArea;
 
 /// `<dir>/_rejected/<raw file name>.csv`: one row per record set aside, with the columns `file`,
 /// `line`, `column`, `value`, `reason`.
 ///
-/// Written under a temporary name and renamed into place by [`RejectLedger::finish`], so a ledger on
-/// disk is always complete. A ledger with only its header means nothing was set aside.
+/// Written in a staging area of `_rejected` (a hidden, locked directory: see
+/// [`DirTransaction`](super::DirTransaction)) and renamed into place by [`RejectLedger::finish`],
+/// so a ledger on disk is always complete; dropped unfinished, the ledger leaves nothing. A ledger
+/// with only its header means nothing was set aside.
 #[derive(Debug)]
 pub struct RejectLedger {
     file: String,
@@ -20,6 +22,7 @@ pub struct RejectLedger {
     tmp: PathBuf,
     writer: csv::Writer<BufWriter<File>>,
     count: u64,
+    area: StagingArea,
 }
 
 impl RejectLedger {
@@ -31,7 +34,8 @@ impl RejectLedger {
         let ledger_dir = dir.as_ref().join(Self::DIR);
         std::fs::create_dir_all(&ledger_dir).map_err(|e| Error::io(&ledger_dir, e))?;
         let path = ledger_dir.join(file);
-        let tmp = temp_path(&path);
+        let area = StagingArea::create(&ledger_dir)?;
+        let tmp = area.path().join(file);
         let handle = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let mut writer = csv::Writer::from_writer(BufWriter::new(handle));
         writer
@@ -43,6 +47,7 @@ impl RejectLedger {
             tmp,
             writer,
             count: 0,
+            area,
         })
     }
 
@@ -71,7 +76,8 @@ impl RejectLedger {
     /// Flushes the ledger and moves it into place; returns its path.
     pub fn finish(mut self) -> Result<PathBuf> {
         self.writer.flush().map_err(|e| Error::io(&self.tmp, e))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        self.area.publish(&self.file, &self.path)?;
+        self.area.remove();
         Ok(self.path)
     }
 }
@@ -99,10 +105,28 @@ mod tests {
             "not visible before finish"
         );
         let p = l.finish().unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("_rejected"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["r.csv"], "nothing but the ledger");
         let text = std::fs::read_to_string(p).unwrap();
         assert_eq!(
             text,
             "file,line,column,value,reason\nr.csv,7,hours_played,\"a,b\"\"c\",not a number\nr.csv,9,,,\"9 fields, expected 8\"\n"
         );
+    }
+
+    #[test]
+    fn a_ledger_dropped_unfinished_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = RejectLedger::create(dir.path(), "r.csv").unwrap();
+        l.write(&[Reject::record(9, "9 fields, expected 8")])
+            .unwrap();
+        drop(l);
+        let left = std::fs::read_dir(dir.path().join("_rejected"))
+            .unwrap()
+            .count();
+        assert_eq!(left, 0);
     }
 }

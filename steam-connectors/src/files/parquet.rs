@@ -18,17 +18,20 @@ use steam_core::{
 };
 use tokio::sync::mpsc;
 
-use super::temp_path;
+use super::staging::StagingArea;
+use super::unblock;
 use steam_core::channel::spawn_blocking_stream;
 
 const BACKEND: &str = "parquet";
 
 /// Writes each table as `<dir>/<table>.parquet`.
 ///
-/// Only [`WriteMode::Replace`] is supported: the file is written beside its target under a
-/// temporary name and renamed into place when complete, so a reader sees the old file or the new
-/// one, and a failed write (a bad batch, an error in the stream, a full disk) leaves the old file
-/// untouched. Encoding runs on a blocking thread at most two batches behind the stream.
+/// Only [`WriteMode::Replace`] is supported: the file is written in a staging area beside its
+/// target (a hidden, locked directory: see [`DirTransaction`](super::DirTransaction)) and renamed
+/// into place when complete, so a reader sees the old file or the new one, and a failed write (a
+/// bad batch, an error in the stream, a full disk) leaves the old file untouched and nothing else.
+/// Encoding and all file-system work run on blocking threads, encoding at most two batches behind
+/// the stream.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -153,17 +156,21 @@ impl Sink for ParquetDirSink {
         }
         check_table_name(&table.name)?;
         let started = Instant::now();
-        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let path = self.path(&table.name);
-        let tmp = temp_path(&path);
+        let file_name = format!("{}.parquet", table.name);
+        let target = path.display().to_string();
+        let dir = self.dir.clone();
+        let area = unblock(&format!("staging {target}"), move || {
+            StagingArea::create(&dir)
+        })
+        .await?;
+        let staged = area.path().join(&file_name);
         let props = writer_properties(self.compression, self.max_row_group_size, &self.free_text);
         let schema = table.schema.clone();
         let (tx, mut rx) = mpsc::channel::<RecordBatch>(2);
-        let writer_tmp = tmp.clone();
-        let target = path.display().to_string();
         let writer_target = target.clone();
         let writer = tokio::task::spawn_blocking(move || -> Result<u64> {
-            let file = File::create(&writer_tmp).map_err(|e| Error::io(&writer_tmp, e))?;
+            let file = File::create(&staged).map_err(|e| Error::io(&staged, e))?;
             let mut w = ArrowWriter::try_new(file, schema, Some(props))
                 .map_err(|e| Error::backend(BACKEND, &writer_target, e))?;
             let mut rows = 0u64;
@@ -202,18 +209,17 @@ impl Sink for ParquetDirSink {
             (None, Ok(Ok(rows))) => Ok(rows),
             (None, Ok(Err(e)) | Err(e)) => Err(e),
         };
-        let rows = match result {
-            Ok(rows) => rows,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
-        std::fs::rename(&tmp, &path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io(&path, e)
-        })?;
-        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        // Published whole, or not at all; the staging area goes either way.
+        let (rows, bytes) = unblock(&format!("publishing {target}"), move || {
+            let published = result.and_then(|rows| {
+                area.publish(&file_name, &path)?;
+                let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                Ok((rows, bytes))
+            });
+            area.remove();
+            published
+        })
+        .await?;
         Ok(WriteSummary::new(
             &table.name,
             rows,
@@ -293,10 +299,15 @@ impl Source for ParquetFileSource {
 
     async fn read(&self) -> Result<BatchStream> {
         let target = self.path.display().to_string();
-        let reader = Self::builder(&self.path)?
-            .with_batch_size(self.batch_size)
-            .build()
-            .map_err(|e| Error::backend(BACKEND, &target, e))?;
+        let (path, batch_size, opening) = (self.path.clone(), self.batch_size, target.clone());
+        // Opening reads the footer: on a blocking thread.
+        let reader = unblock(&format!("opening {target}"), move || {
+            Self::builder(&path)?
+                .with_batch_size(batch_size)
+                .build()
+                .map_err(|e| Error::backend(BACKEND, &opening, e))
+        })
+        .await?;
         Ok(spawn_blocking_stream(target.clone(), move |tx| {
             for batch in reader {
                 let batch = batch.map_err(|e| Error::arrow(format!("reading {target}"), e))?;

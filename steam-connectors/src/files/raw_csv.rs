@@ -12,6 +12,8 @@ use steam_core::{BatchStream, Error, Result, SchemaRef, Source};
 
 use steam_core::channel::spawn_blocking_stream;
 
+use super::unblock;
+
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// The most columns a raw file needs.
@@ -348,8 +350,13 @@ impl Source for RawCsvSource {
     }
 
     async fn read(&self) -> Result<BatchStream> {
-        let reader = RawCsvReader::open(&self.path, self.file)?.with_batch_size(self.batch_size);
         let what = self.path.display().to_string();
+        let (path, file, batch_size) = (self.path.clone(), self.file, self.batch_size);
+        // Opening reads the header: on a blocking thread.
+        let reader = unblock(&format!("opening {what}"), move || {
+            Ok(RawCsvReader::open(&path, file)?.with_batch_size(batch_size))
+        })
+        .await?;
         Ok(spawn_blocking_stream(what, move |tx| {
             for batch in reader {
                 if !tx.blocking_send(Ok(batch?)) {

@@ -24,9 +24,10 @@
 //! Every object is written as one multipart upload fed while the data streams, so memory stays
 //! bounded and the object appears whole or not at all: a failed write never leaves a partial object
 //! and never touches the object it would have replaced. On a local directory the upload is staged
-//! under a hidden name beside its target and renamed into place, so a killed writer leaves nothing
-//! that table readers (which skip names starting with `.` or `_`) trip on; the next write of the
-//! object removes what it left.
+//! in a hidden, locked staging area beside its target (`.staging-ID/`, the files connector's one
+//! scheme: see [`crate::files::DirTransaction`]) and renamed into place, so a killed writer leaves
+//! nothing that table readers (which skip names starting with `.` or `_`) trip on; the next write
+//! into the same directory removes what it left, judging by the area's lock, not by process ids.
 
 mod object;
 mod read;
@@ -50,9 +51,6 @@ pub use read::{sql, sql_stream, LakeSource, LakeTables};
 pub use stores::LakeStores;
 pub use write::{LakeCsvSink, LakeParquetSink};
 
-/// What the hidden name of a staged local upload has after the target's name.
-const STAGING: &str = ".staging-";
-
 /// The name of the Hive partition column of the conformed layer.
 pub const PARTITION_COLUMN: &str = "record_created_dt";
 
@@ -69,6 +67,11 @@ pub struct LakeOptions {
     /// `GOOGLE_SERVICE_ACC_KEY_FILEPATH` variable, the reference's, else object_store's own
     /// variables and application default credentials].
     pub google_service_account_path: Option<std::path::PathBuf>,
+    /// Whether the store's settings and credentials are read from the environment first
+    /// (object_store's `from_env`: `AWS_*`, `GOOGLE_*`, `AZURE_*`, and
+    /// `GOOGLE_SERVICE_ACC_KEY_FILEPATH`), as [`Lake::from_env`] does; `false` (the default, as
+    /// [`Lake::from_url`]) takes nothing from it.
+    pub from_env: bool,
 }
 
 impl Default for LakeOptions {
@@ -78,6 +81,7 @@ impl Default for LakeOptions {
             retry_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
             google_service_account_path: None,
+            from_env: false,
         }
     }
 }
@@ -122,14 +126,15 @@ impl fmt::Display for Lake {
     }
 }
 
-/// Configures a [`Lake`] in object_store's manner: the URL, the environment's credentials (read by
+/// Configures a [`Lake`] in object_store's manner: the URL ([`LakeBuilder::new`]) or the URL
+/// over the environment's settings and credentials ([`LakeBuilder::from_env`], read by
 /// object_store's own builders), then `with_*` settings over them.
 ///
 /// ```
 /// use std::time::Duration;
-/// use steam_connectors::lake::Lake;
+/// use steam_connectors::lake::LakeBuilder;
 ///
-/// let lake = Lake::builder("memory://lake/raw_games_data")
+/// let lake = LakeBuilder::from_env("memory://lake/raw_games_data")
 ///     .with_max_retries(5)
 ///     .with_request_timeout(Duration::from_secs(30))
 ///     .build()?;
@@ -152,6 +157,21 @@ impl fmt::Debug for LakeBuilder {
 }
 
 impl LakeBuilder {
+    /// A lake at `url`, nothing read from the environment.
+    pub fn new(url: impl Into<String>) -> Self {
+        LakeBuilder {
+            url: url.into(),
+            options: LakeOptions::default(),
+        }
+    }
+
+    /// A lake at `url` with the environment's settings and credentials under the `with_*` ones.
+    pub fn from_env(url: impl Into<String>) -> Self {
+        let mut builder = Self::new(url);
+        builder.options.from_env = true;
+        builder
+    }
+
     /// Retries of a failed request (default 3).
     pub fn with_max_retries(mut self, retries: usize) -> Self {
         self.options.max_retries = retries;
@@ -189,17 +209,17 @@ impl LakeBuilder {
 }
 
 impl Lake {
-    /// A [`LakeBuilder`] for `url`.
-    pub fn builder(url: impl Into<String>) -> LakeBuilder {
-        LakeBuilder {
-            url: url.into(),
-            options: LakeOptions::default(),
-        }
-    }
-
-    /// A lake from a URL, with default retries.
+    /// A lake from a URL, with default retries; nothing is read from the environment (a store that
+    /// needs credentials gets them from [`Lake::from_env`] or [`LakeBuilder`]).
     pub fn from_url(url: &str) -> Result<Self> {
         Self::from_url_with(url, &LakeOptions::default())
+    }
+
+    /// A lake from a URL over the environment's settings and credentials (object_store's
+    /// `from_env` builders: `AWS_*`, `GOOGLE_*`, `AZURE_*`, and the reference's
+    /// `GOOGLE_SERVICE_ACC_KEY_FILEPATH`), with default retries.
+    pub fn from_env(url: &str) -> Result<Self> {
+        LakeBuilder::from_env(url).build()
     }
 
     /// A lake from a URL (see the [module documentation](self) for the schemes and credentials).
@@ -257,23 +277,31 @@ impl Lake {
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match parsed.scheme() {
             "s3" | "s3a" => {
                 use object_store::aws::AmazonS3ConfigKey as Key;
-                let store = object_store::aws::AmazonS3Builder::from_env()
-                    .with_url(parsed.as_str())
-                    .with_retry(retry)
-                    .with_config(Key::Client(ClientConfigKey::Timeout), &timeout)
-                    .build()
-                    .map_err(backend)?;
+                let store = (if options.from_env {
+                    object_store::aws::AmazonS3Builder::from_env()
+                } else {
+                    object_store::aws::AmazonS3Builder::new()
+                })
+                .with_url(parsed.as_str())
+                .with_retry(retry)
+                .with_config(Key::Client(ClientConfigKey::Timeout), &timeout)
+                .build()
+                .map_err(backend)?;
                 (Arc::new(store), key_path(parsed.path())?)
             }
             "gs" => {
                 use object_store::gcp::GoogleConfigKey as Key;
-                let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                    .with_url(parsed.as_str())
-                    .with_retry(retry)
-                    .with_config(Key::Client(ClientConfigKey::Timeout), &timeout);
+                let mut builder = (if options.from_env {
+                    object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                } else {
+                    object_store::gcp::GoogleCloudStorageBuilder::new()
+                })
+                .with_url(parsed.as_str())
+                .with_retry(retry)
+                .with_config(Key::Client(ClientConfigKey::Timeout), &timeout);
                 let key = options.google_service_account_path.clone().or_else(|| {
                     std::env::var_os("GOOGLE_SERVICE_ACC_KEY_FILEPATH")
-                        .filter(|k| !k.is_empty())
+                        .filter(|k| options.from_env && !k.is_empty())
                         .map(Into::into)
                 });
                 if let Some(key) = key {
@@ -284,12 +312,16 @@ impl Lake {
             }
             "az" | "azure" | "abfs" | "abfss" => {
                 use object_store::azure::AzureConfigKey as Key;
-                let store = object_store::azure::MicrosoftAzureBuilder::from_env()
-                    .with_url(parsed.as_str())
-                    .with_retry(retry)
-                    .with_config(Key::Client(ClientConfigKey::Timeout), &timeout)
-                    .build()
-                    .map_err(backend)?;
+                let store = (if options.from_env {
+                    object_store::azure::MicrosoftAzureBuilder::from_env()
+                } else {
+                    object_store::azure::MicrosoftAzureBuilder::new()
+                })
+                .with_url(parsed.as_str())
+                .with_retry(retry)
+                .with_config(Key::Client(ClientConfigKey::Timeout), &timeout)
+                .build()
+                .map_err(backend)?;
                 (Arc::new(store), key_path(parsed.path())?)
             }
             "file" => {
@@ -373,71 +405,16 @@ impl Lake {
         }
     }
 
-    /// Where an upload to `location` is written before it is moved into place, if not to
-    /// `location` itself: on a local directory, a hidden name beside it
-    /// (`.NAME.staging-PID-NANOS`), since the parts of a local upload are written into a file in
-    /// the target's directory as they come, and table readers (pyarrow, Spark, DataFusion, Hive)
-    /// skip names that start with `.`. On object stores an upload is invisible until it completes,
-    /// so it goes to `location` directly.
-    pub(crate) fn staging(&self, location: &Path) -> Option<Path> {
-        self.local.as_ref()?;
-        let name = location.filename()?;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let staged = format!(".{name}{STAGING}{}-{nanos}", std::process::id());
-        let parent: Vec<_> = location.parts().collect();
-        let parent = &parent[..parent.len().saturating_sub(1)];
-        Some(Path::from_iter(parent.iter().cloned()).join(staged.as_str()))
-    }
-
-    /// Removes what killed writers of `location` left on a local directory: its staged uploads
-    /// (see [`Lake::staging`]), whole or in parts, of writers no longer running (by the process id
-    /// in the name, where `/proc` tells; elsewhere, those untouched for an hour). A writer still at
-    /// work keeps its upload. Returns how many were removed.
-    pub(crate) async fn remove_leftovers(&self, location: &Path) -> Result<usize> {
-        let (Some(local), Some(name)) = (&self.local, location.filename()) else {
-            return Ok(0);
+    /// Where `location` is on the local file system, for a lake in a local directory (whose
+    /// uploads are staged in a staging area beside it); `None` for an object store.
+    pub(crate) fn local_file(&self, location: &Path) -> Result<Option<std::path::PathBuf>> {
+        let Some(local) = &self.local else {
+            return Ok(None);
         };
-        let file = local
+        local
             .path_to_filesystem(location)
-            .map_err(|e| self.error(location, e))?;
-        let Some(dir) = file.parent().map(|d| d.to_path_buf()) else {
-            return Ok(0);
-        };
-        let marker = format!(".{name}{STAGING}");
-        let mut removed = 0;
-        let mut entries = match tokio::fs::read_dir(&dir).await {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(Error::io(&dir, e)),
-        };
-        while let Some(entry) = entries.next_entry().await.map_err(|e| Error::io(&dir, e))? {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(&marker) else {
-                continue;
-            };
-            let pid = rest
-                .split(['-', '#'])
-                .next()
-                .and_then(|p| p.parse::<u32>().ok());
-            if !writer_gone(pid, &entry).await {
-                continue;
-            }
-            match tokio::fs::remove_file(entry.path()).await {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(entry.path(), e)),
-            }
-        }
-        if removed > 0 {
-            tracing::info!(
-                "removed {removed} leftover staged upload(s) of {}",
-                self.describe(location)
-            );
-        }
-        Ok(removed)
+            .map(Some)
+            .map_err(|e| self.error(location, e))
     }
 
     /// The lake at `part` under this one's prefix (same store), such as a table's directory or
@@ -572,10 +549,10 @@ impl Lake {
         let probe = &probe;
         let fail = |doing: &'static str| move |e| self.error(probe, e).doing(doing);
         store
-            .put(&probe, "probe".into())
+            .put(probe, "probe".into())
             .await
             .map_err(fail("put"))?;
-        let back = store.get(&probe).await.map_err(fail("get"));
+        let back = store.get(probe).await.map_err(fail("get"));
         let back = match back {
             Ok(got) => got.bytes().await.map_err(fail("get")),
             Err(e) => Err(e),
@@ -602,18 +579,6 @@ impl Lake {
             source: Some(Box::new(e)),
         }
     }
-}
-
-/// Whether the writer of a staged upload is gone (see [`crate::process::gone`]; untouched for an
-/// hour where `/proc` does not tell).
-async fn writer_gone(pid: Option<u32>, entry: &tokio::fs::DirEntry) -> bool {
-    let age = entry
-        .metadata()
-        .await
-        .ok()
-        .and_then(|m| m.modified().ok())
-        .and_then(|t| t.elapsed().ok());
-    crate::process::gone(pid, age, Duration::from_secs(3600))
 }
 
 /// The kind of an object store's error: its own for missing and existing objects and refused
@@ -671,39 +636,10 @@ mod tests {
         assert!(!err.contains("secret"), "{err}");
     }
 
-    #[tokio::test]
-    async fn only_leftovers_of_writers_no_longer_running_are_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::from_url(dir.path().to_str().unwrap()).unwrap();
-        let location = lake.path(&["t.csv"]);
-        let ours = lake.staging(&location).unwrap();
-        let name = |p: &Path| p.filename().unwrap().to_owned();
-        let live = name(&ours); // this process: at work
-        let dead = ".t.csv.staging-4000000000-17".to_owned(); // no such process
-        let other = ".u.csv.staging-4000000000-17".to_owned(); // another object's
-        for f in [
-            &live,
-            &format!("{dead}#1"),
-            &dead,
-            &other,
-            &"t.csv".to_owned(),
-        ] {
-            std::fs::write(dir.path().join(f), "x").unwrap();
-        }
-        assert_eq!(lake.remove_leftovers(&location).await.unwrap(), 2);
-        let mut left: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
-        let mut expected = vec![live, other, "t.csv".to_owned()];
-        expected.sort();
-        assert_eq!(left, expected);
-    }
-
     #[test]
     fn a_builder_never_shows_credentials() {
-        let builder = Lake::builder("s3://key:hunter2@bucket/x?token=t0k3n").with_max_retries(1);
+        let builder =
+            LakeBuilder::from_env("s3://key:hunter2@bucket/x?token=t0k3n").with_max_retries(1);
         let shown = format!("{builder:?}");
         assert!(
             !shown.contains("hunter2") && !shown.contains("t0k3n"),

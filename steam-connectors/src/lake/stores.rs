@@ -66,7 +66,11 @@ impl ObjectStoreRegistry for LakeStores {
                 url.host_str().unwrap_or_default()
             )));
         }
-        let lake = Lake::from_url_with(&super::store_key(url), &self.options)
+        let options = LakeOptions {
+            from_env: true,
+            ..self.options.clone()
+        };
+        let lake = Lake::from_url_with(&super::store_key(url), &options)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let store = lake.store().clone();
         self.stores.register_store(url, store.clone());

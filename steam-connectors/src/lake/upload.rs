@@ -6,19 +6,27 @@
 //! uploaded, and waits for an uploaded part's buffer when all are taken. Buffers are reused from
 //! part to part, so memory does not depend on the size of the object and the allocator sees no
 //! churn of large blocks.
+//!
+//! On a local directory an upload is staged: written into a staging area beside its target (a
+//! hidden directory `.staging-ID` with its lock file, held locked while the upload lives; the files
+//! connector's one scheme, see [`crate::files::DirTransaction`]) and renamed into place when
+//! complete. Making the area first removes the areas of dead writers in that directory: those whose
+//! lock can be taken.
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use object_store::path::Path;
+use object_store::path::{Path, PathPart};
 use object_store::{MultipartUpload, ObjectStoreExt, PutPayload};
 use steam_core::{BatchStream, Error, RecordBatch, Result};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::Lake;
+use crate::files::staging::StagingArea;
+use crate::files::unblock;
 
 /// Size of each part of a multipart upload (S3 and GCS want at least 5 MiB but for the last).
 const CHUNK: usize = 8 << 20;
@@ -209,6 +217,87 @@ fn joined(
     done.map_err(|source| object_store::Error::JoinError { source })?
 }
 
+/// An upload to a local directory, staged (see the module's documentation).
+struct Staged {
+    area: StagingArea,
+    /// The staged object, in the store.
+    location: Path,
+    /// The staged file's name in the area.
+    name: std::ffi::OsString,
+    /// The target, on the file system.
+    file: std::path::PathBuf,
+}
+
+impl Staged {
+    /// A staging area for an upload to `location`, if the lake is a local directory; made (after
+    /// removing dead writers' areas there) on a blocking thread.
+    async fn new(lake: &Lake, location: &Path) -> Result<Option<Staged>> {
+        let Some(file) = lake.local_file(location)? else {
+            return Ok(None);
+        };
+        let parts: Vec<PathPart<'_>> = location.parts().collect();
+        let (Some((name, parent)), Some(dir)) = (parts.split_last(), file.parent()) else {
+            return Ok(None);
+        };
+        let dir = dir.to_path_buf();
+        let area = unblock(&format!("staging {}", lake.describe(location)), move || {
+            StagingArea::create(&dir)
+        })
+        .await?;
+        if area.leftovers_removed() > 0 {
+            tracing::info!(
+                "removed {} staging area(s) of dead writers beside {}",
+                area.leftovers_removed(),
+                lake.describe(location)
+            );
+        }
+        let area_name = area
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let staged = parent
+            .iter()
+            .cloned()
+            .chain([PathPart::from(area_name), name.clone()]);
+        let location = Path::from_iter(staged);
+        // The file's name as the store writes it (decoded from the location).
+        let name = lake
+            .local_file(&location)?
+            .and_then(|f| f.file_name().map(ToOwned::to_owned))
+            .unwrap_or_default();
+        Ok(Some(Staged {
+            area,
+            location,
+            name,
+            file,
+        }))
+    }
+
+    /// Renames the complete staged object into place (readers see the old object or the new one)
+    /// and removes the area, on a blocking thread.
+    async fn publish(self) -> Result<()> {
+        let what = format!("publishing {}", self.file.display());
+        unblock(&what, move || {
+            let published = self.area.publish(&self.name, &self.file);
+            self.area.remove();
+            published
+        })
+        .await
+    }
+
+    /// Removes the area and what is in it, on a blocking thread.
+    async fn discard(staged: Option<Staged>) {
+        if let Some(staged) = staged {
+            let _ = unblock("removing a staging area", move || {
+                staged.area.remove();
+                Ok(())
+            })
+            .await;
+        }
+    }
+}
+
 /// Writes `batches` to `location` as one object encoded by `encode`, which runs on a blocking
 /// thread and returns the number of rows it wrote. The object becomes visible only when `encode`
 /// and the upload both succeed; on any error the upload is aborted and nothing changes at
@@ -245,22 +334,21 @@ where
         Ok((rows, io.out.written))
     });
 
-    // Leftovers of killed writers of this object go first; then the upload goes to its staging
-    // name, if it has one (see Lake::staging).
-    let staging = lake.staging(location);
-    let begun = async {
-        lake.remove_leftovers(location).await?;
-        let target = staging.as_ref().unwrap_or(location);
-        lake.store()
-            .put_multipart(target)
-            .await
-            .map_err(|e| lake.error(location, e))
-    };
-    let upload = match begun.await {
-        Ok(upload) => upload,
+    // On a local directory the upload goes to a staging area (see the module's documentation).
+    let staged = match Staged::new(lake, location).await {
+        Ok(staged) => staged,
         Err(e) => {
             pool.close();
             return Err(e);
+        }
+    };
+    let target = staged.as_ref().map_or(location, |s| &s.location);
+    let upload = match lake.store().put_multipart(target).await {
+        Ok(upload) => upload,
+        Err(e) => {
+            pool.close();
+            Staged::discard(staged).await;
+            return Err(lake.error(location, e));
         }
     };
     let mut parts = Parts {
@@ -303,24 +391,19 @@ where
     };
     match (streamed, encoded) {
         (Ok(_), Ok((rows, bytes))) => match parts.finish().await {
-            Ok(()) => match staging {
+            Ok(()) => match staged {
                 None => Ok((rows, bytes)),
-                // A rename within one directory: readers see the old object or the new one.
-                Some(staged) => match lake.store().rename(&staged, location).await {
-                    Ok(()) => Ok((rows, bytes)),
-                    Err(e) => {
-                        let _ = lake.store().delete(&staged).await;
-                        Err(lake.error(location, e))
-                    }
-                },
+                Some(staged) => staged.publish().await.map(|()| (rows, bytes)),
             },
             Err(e) => {
                 parts.abort().await;
+                Staged::discard(staged).await;
                 Err(lake.error(location, e))
             }
         },
         (Err(e), _) | (Ok(_), Err(e)) => {
             parts.abort().await;
+            Staged::discard(staged).await;
             Err(e)
         }
     }
@@ -329,6 +412,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::names_in as names;
 
     /// Writes `total` bytes in pieces of odd sizes through a writer whose pool holds `limit`
     /// buffers, uploading each chunk as soon as it arrives; returns the chunks' lengths, the
@@ -371,6 +455,69 @@ mod tests {
         assert_eq!(lengths, [CHUNK, CHUNK, CHUNK, CHUNK, CHUNK, 12_345]);
         assert!(buffers <= 2, "{buffers} buffers for a pool of 2");
         assert!(bytes.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+    }
+
+    /// Uploads `text` to `t.csv` of a lake in `dir`, or fails midway when `text` is `None`.
+    async fn upload_text(dir: &std::path::Path, text: Option<&'static str>) -> Result<(u64, u64)> {
+        use steam_core::batch_stream;
+        let lake = Lake::from_url(dir.to_str().unwrap()).unwrap();
+        let location = lake.path(&["t.csv"]);
+        let batches = match text {
+            Some(_) => batch_stream(futures::stream::iter(Vec::new())),
+            None => batch_stream(futures::stream::iter(vec![Err(Error::backend_msg(
+                "test",
+                "t",
+                "source broke",
+            ))])),
+        };
+        upload(&lake, &location, batches, move |io| {
+            io.out.write_all(text.unwrap_or("part").as_bytes()).unwrap();
+            while io.batches.blocking_recv().is_some() {}
+            Ok(0)
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_local_upload_is_staged_and_only_dead_writers_areas_are_removed() {
+        use std::fs::File;
+        let dir = tempfile::tempdir().unwrap();
+        // Two writers' staging areas, both with a pid no process has in their names: one is at
+        // work (its lock held, as a writer in another container holds it), the other is dead.
+        for id in ["live-4000000000-1", "dead-4000000000-1"] {
+            let area = dir.path().join(format!(".staging-{id}"));
+            std::fs::create_dir(&area).unwrap();
+            std::fs::write(area.join("t.csv#1"), "part").unwrap();
+        }
+        let live = File::create(dir.path().join(".staging-live-4000000000-1.lock")).unwrap();
+        live.lock().unwrap();
+        File::create(dir.path().join(".staging-dead-4000000000-1.lock")).unwrap();
+        std::fs::write(dir.path().join("u.csv"), "another object").unwrap();
+
+        upload_text(dir.path(), Some("new")).await.unwrap();
+        assert_eq!(
+            names(dir.path()),
+            [
+                ".staging-live-4000000000-1",
+                ".staging-live-4000000000-1.lock",
+                "t.csv",
+                "u.csv"
+            ]
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("t.csv")).unwrap(),
+            "new"
+        );
+
+        // A failed upload leaves the old object and no staging area of its own.
+        let e = upload_text(dir.path(), None).await.unwrap_err();
+        assert!(e.to_string().contains("source broke"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("t.csv")).unwrap(),
+            "new"
+        );
+        assert_eq!(names(dir.path()).len(), 4, "{:?}", names(dir.path()));
+        drop(live);
     }
 
     #[test]

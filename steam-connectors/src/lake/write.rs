@@ -17,6 +17,7 @@ use steam_core::{
 
 use super::upload::upload;
 use super::{Lake, PARTITION_COLUMN};
+use crate::files::staging::is_staging_name;
 use crate::files::{check_table_name, writer_properties};
 
 pub(super) fn replace_only(mode: &WriteMode) -> Result<()> {
@@ -122,10 +123,11 @@ impl Sink for LakeCsvSink {
 /// One write fills one partition, as one object, so that replacing a partition is atomic: a rerun
 /// of the same date replaces the object whole (readers see the old rows or the new, never a mix or
 /// a duplicate) and other dates stay as they are. Other objects found in the partition afterwards
-/// (left by another writer) are deleted. Batches may carry the partition column
-/// ([`PARTITION_COLUMN`], as `steam_transforms::conform` adds it): its values must be the
-/// partition's date, and it is left out of the files, as Hive partitioning does. Only
-/// [`WriteMode::Replace`]. zstd level 1, statistics on, row groups of up to 128Ki rows.
+/// (left by another writer) are deleted; on a local directory, other writers' staging areas are
+/// not (see the [module](super) documentation). Batches may carry the partition column ([`PARTITION_COLUMN`], as
+/// `steam_transforms::conform` adds it): its values must be the partition's date, and it is left
+/// out of the files, as Hive partitioning does. Only [`WriteMode::Replace`]. zstd level 1,
+/// statistics on, row groups of up to 128Ki rows.
 ///
 /// ```no_run
 /// # async fn example(batches: steam_core::BatchStream) -> steam_core::Result<()> {
@@ -249,14 +251,20 @@ impl Sink for LakeParquetSink {
         )
         .await?;
 
-        // Objects of other writers in this partition would mix with ours: remove them.
+        // Objects of other writers in this partition would mix with ours: remove them. Staging
+        // areas (of a local directory) are not objects readers see: those of writers at work are
+        // theirs, those of dead writers the next write's staging removes.
         let partition = self.partition(&table.name);
+        let staged = |p: &Path| {
+            p.prefix_match(&partition)
+                .is_some_and(|mut parts| parts.any(|part| is_staging_name(part.as_ref())))
+        };
         let others: Vec<Path> = self
             .lake
             .store()
             .list(Some(&partition))
             .map_ok(|meta| meta.location)
-            .try_filter(|p| futures::future::ready(*p != location))
+            .try_filter(|p| futures::future::ready(*p != location && !staged(p)))
             .try_collect()
             .await
             .map_err(|e| self.lake.error(&partition, e))?;
@@ -298,4 +306,51 @@ pub(super) async fn upload_parquet(
         Ok(rows)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int32Array;
+    use arrow::datatypes::Field;
+
+    #[tokio::test]
+    async fn a_partitions_rewrite_keeps_other_writers_staging_areas() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::from_url(dir.path().to_str().unwrap()).unwrap();
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let sink = LakeParquetSink::new(lake, date);
+        let partition = dir.path().join("t/record_created_dt=2026-11-29");
+        std::fs::create_dir_all(partition.join(".staging-other")).unwrap();
+        std::fs::write(
+            partition.join(".staging-other/part-00000.parquet"),
+            "theirs",
+        )
+        .unwrap();
+        let lock = std::fs::File::create(partition.join(".staging-other.lock")).unwrap();
+        lock.lock().unwrap(); // a writer at work
+        std::fs::write(partition.join("part-00001.parquet"), "a stray object").unwrap();
+
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int32, false)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![1]))])
+            .unwrap();
+        let table = TableRef::new("t", schema);
+        let batches = batch_stream(futures::stream::iter([Ok(batch)]));
+        sink.write(&table, WriteMode::Replace, batches)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            crate::files::names_in(&partition),
+            [
+                ".staging-other",
+                ".staging-other.lock",
+                "part-00000.parquet"
+            ]
+        );
+        assert!(partition
+            .join(".staging-other/part-00000.parquet")
+            .is_file());
+        drop(lock);
+    }
 }
