@@ -10,6 +10,9 @@
 
 pub use steam_connectors as connectors;
 pub use steam_core as core;
+#[cfg(feature = "model")]
 pub use steam_model as model;
+#[cfg(feature = "pipelines")]
 pub use steam_pipelines as pipelines;
+#[cfg(feature = "transforms")]
 pub use steam_transforms as transforms;

@@ -20,39 +20,74 @@
 //! Connection settings can come from a configuration file of named profiles: see [`config`].
 #![warn(missing_docs)]
 
+#[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "lake")]
 pub mod cluster;
+#[cfg(feature = "cli")]
 pub mod config;
+#[cfg(feature = "lake")]
 pub mod evaluate;
 /// Fetching the real raw files: the hub connector ([`steam_connectors::hub`]).
+#[cfg(feature = "hub")]
 pub use steam_connectors::hub as download;
 pub mod generate;
+#[cfg(feature = "postgres")]
 pub mod postgres_init;
+#[cfg(feature = "files")]
 pub mod process;
+#[cfg(feature = "cli")]
 pub mod run_all;
+#[cfg(feature = "serve")]
 pub mod serve;
+#[cfg(all(
+    feature = "postgres",
+    feature = "lake",
+    feature = "mongodb",
+    feature = "redis"
+))]
 pub mod serving;
+#[cfg(all(feature = "postgres", feature = "lake"))]
 pub mod source_to_lake;
+#[cfg(feature = "lake")]
 pub mod stats;
+#[cfg(feature = "lake")]
 pub mod train;
 
+#[cfg(feature = "lake")]
 pub use cluster::{lake_sql, lake_tables};
+#[cfg(feature = "cli")]
 pub use config::{
     load_dotenv, read_dotenv, ConfigFile, LakeProfile, MongoProfile, PostgresProfile, Profile,
 };
+#[cfg(feature = "hub")]
 pub use download::{download, DownloadOptions, DownloadSummary, FileDownload};
+#[cfg(feature = "lake")]
 pub use evaluate::{
     evaluate, tune_reviews, EvaluateOptions, EvaluateReport, EvaluateRow, TuneOptions, TuneReport,
 };
 pub use generate::{generate, GenerateOptions, Generated};
+#[cfg(feature = "postgres")]
 pub use postgres_init::{postgres_init, InitInput};
+#[cfg(feature = "files")]
 pub use process::{process, ProcessOptions};
+#[cfg(feature = "cli")]
 pub use run_all::{run_all, RawInput, RunAllOptions, RunAllReport};
+#[cfg(feature = "serve")]
 pub use serve::{serve, serve_until, ServeOptions};
+#[cfg(all(
+    feature = "postgres",
+    feature = "lake",
+    feature = "mongodb",
+    feature = "redis"
+))]
 pub use serving::{
     connection_test, lake_to_mongodb, lake_to_mongodb_with, lake_to_serving, Check, ServingLoad,
     ServingTables,
 };
+#[cfg(all(feature = "postgres", feature = "lake"))]
 pub use source_to_lake::{source_to_lake, SourceToLakeOptions, TableGroup};
+#[cfg(feature = "lake")]
 pub use stats::{stats, StatsOptions};
+#[cfg(feature = "lake")]
 pub use train::{train, TrainOptions, TrainReport};

@@ -14,7 +14,8 @@ use steam_core::{
 use steam_transforms::{conform, conformed_schema};
 
 /// Which tables a run exports: the reference's three pipelines, or all of them (`--tables`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum TableGroup {
     /// source_to_gcs_direct: the nine tables exported as they are.
     Direct,
@@ -53,10 +54,18 @@ impl std::str::FromStr for TableGroup {
 
     /// A group by its `--tables` name: direct, reviews, descriptions or all.
     fn from_str(s: &str) -> Result<Self> {
-        <TableGroup as clap::ValueEnum>::from_str(s, false).map_err(|reason| Error::Config {
-            key: "--tables".into(),
-            reason,
-        })
+        match s {
+            "direct" => Ok(TableGroup::Direct),
+            "reviews" => Ok(TableGroup::Reviews),
+            "descriptions" => Ok(TableGroup::Descriptions),
+            "all" => Ok(TableGroup::All),
+            other => Err(Error::Config {
+                key: "--tables".into(),
+                reason: format!(
+                    "invalid value {other:?} (possible values: direct, reviews, descriptions, all)"
+                ),
+            }),
+        }
     }
 }
 
