@@ -347,3 +347,45 @@ fn serve_answers_until_sigterm_then_exits_cleanly() {
     assert!(status.success(), "{status}: {log}");
     assert!(log.contains("shutting down"), "{log}");
 }
+
+/// Variables of `.env` in the working directory reach the flags that read them (`POSTGRES_URL`
+/// here): the file is loaded before the command line is parsed.
+#[test]
+fn dotenv_variables_reach_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "POSTGRES_URL=postgresql://steam@127.0.0.1:1/nowhere?connect_timeout=1\n",
+    )
+    .unwrap();
+    let mut command = steam_recsys();
+    for (name, _) in std::env::vars() {
+        let ours = [
+            "POSTGRES",
+            "MONGODB",
+            "REDIS",
+            "STEAM",
+            "CONFORMED",
+            "RAW_LAKE",
+            "GOOGLE",
+        ];
+        if ours.iter().any(|p| name.starts_with(p)) {
+            command.env_remove(name);
+        }
+    }
+    let out = command
+        .arg("connection-test")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("postgres") && text.contains("127.0.0.1:1"),
+        "the .env's POSTGRES_URL was not used: {text}"
+    );
+}

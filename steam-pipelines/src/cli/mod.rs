@@ -54,7 +54,25 @@ fn is_stdout_closed(e: &Error) -> bool {
 /// non-zero exit code. Output cut short by its reader (`steam-recsys … | head`) ends the command
 /// quietly, with success, as it ends the work that writes it.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `.env` files are loaded before the command line is parsed, so that their variables reach
+    // the flags that read the environment (`POSTGRES_URL`, `MONGODB_URI`, the lake URLs…). The
+    // one beside a configuration file is known only once `--config` is parsed: then the command
+    // line is parsed again.
+    if let Err(e) = Settings::load_dotenv(None) {
+        report(&e);
+        return ExitCode::FAILURE;
+    }
+    let mut cli = Cli::parse();
+    if let Some(config) = cli.config.clone() {
+        match Settings::load_dotenv(Some(&config)) {
+            Ok(true) => cli = Cli::parse(),
+            Ok(false) => {}
+            Err(e) => {
+                report(&e);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let settings = match Settings::load(cli.config.as_deref(), &cli.profile) {
         Ok(s) => s,
         Err(e) => {

@@ -89,16 +89,26 @@ impl Settings {
         flag.or_else(|| self.profile.as_ref().and_then(|p| p.lake.conformed.clone()))
     }
 
-    /// Reads `.env` from the current directory, then the configuration file (if any) and `.env`
-    /// beside it, and chooses `profile`. Variables already set are never overridden.
+    /// Loads `.env` from the current directory (`config` `None`), or the one beside the
+    /// configuration file `config`, into the environment; whether there was one. Variables
+    /// already set are never overridden. Called before the command line is parsed.
+    pub fn load_dotenv(config: Option<&std::path::Path>) -> Result<bool> {
+        let dir = match config {
+            None => std::path::Path::new("."),
+            Some(path) => match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                Some(dir) => dir,
+                None => return Ok(false),
+            },
+        };
+        Ok(crate::config::load_dotenv(dir)?.is_some())
+    }
+
+    /// Reads the configuration file (if any) and chooses `profile` (the `.env` files are loaded
+    /// first, by [`Settings::load_dotenv`]).
     pub fn load(config: Option<&std::path::Path>, profile: &str) -> Result<Settings> {
-        crate::config::load_dotenv(std::path::Path::new("."))?;
         let Some(path) = config else {
             return Ok(Settings::default());
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::config::load_dotenv(dir)?;
-        }
         let profile = ConfigFile::load(path)?.profile(profile)?;
         Ok(Settings {
             profile: Some(profile),
@@ -117,7 +127,7 @@ impl Settings {
                 env_var("GOOGLE_SERVICE_ACCOUNT").is_none()
                     && env_var("GOOGLE_SERVICE_ACC_KEY_FILEPATH").is_none()
             });
-        let mut builder = Lake::builder(url);
+        let mut builder = steam_connectors::lake::LakeBuilder::from_env(url);
         if let Some(key) = key {
             builder = builder.with_google_service_account_path(key);
         }
@@ -233,7 +243,7 @@ impl Settings {
     pub fn mongo(&self, uri: Option<&str>, database: Option<&str>) -> Result<Option<MongoConfig>> {
         let profile = self.profile.as_ref().and_then(|p| p.mongodb.as_ref());
         let config = match uri {
-            Some(uri) => Some(MongoConfig::from_uri(uri)?),
+            Some(uri) => Some(MongoConfig::from_url(uri)?),
             None => match MongoConfig::from_env()? {
                 Some(env) => Some(env),
                 None => profile
