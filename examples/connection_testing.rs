@@ -14,8 +14,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).filter(|a| a.as_str() != "-").cloned();
     let pg = arg(0).map(|u| PostgresConfig::from_url(&u)).transpose()?;
-    let lake = arg(1).map(|u| Lake::from_url(&u)).transpose()?;
-    let mongo = arg(2).map(|u| MongoConfig::from_uri(&u)).transpose()?;
+    let lake = arg(1).map(|u| Lake::from_env(&u)).transpose()?;
+    let mongo = arg(2).map(|u| MongoConfig::from_url(&u)).transpose()?;
     let redis = arg(3).map(|u| RedisConfig::from_url(&u)).transpose()?;
     let checks = connection_test(
         pg.as_ref(),

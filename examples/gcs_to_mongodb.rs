@@ -18,8 +18,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: gcs_to_mongodb SOURCE_URL MONGODB_URI [COLLECTION]".into());
     };
     let collection = rest.first().map(String::as_str).unwrap_or("recsys");
-    let mongo = MongoConfig::from_uri(uri)?;
-    let summary = lake_to_mongodb(&Lake::from_url(source)?, &mongo, collection).await?;
+    let mongo = MongoConfig::from_url(uri)?;
+    let summary = lake_to_mongodb(&Lake::from_env(source)?, &mongo, collection).await?;
     print!("{summary}");
     let served = MongoSource::new(mongo, collection, served_schema())
         .with_limit(3)

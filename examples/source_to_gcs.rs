@@ -21,8 +21,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let options = SourceToLakeOptions {
         group: rest.first().map(String::as_str).unwrap_or("all").parse()?,
-        raw: Lake::from_url(raw)?,
-        conformed: Lake::from_url(conformed)?,
+        raw: Lake::from_env(raw)?,
+        conformed: Lake::from_env(conformed)?,
         date: chrono::Utc::now().date_naive(),
     };
     let summary = source_to_lake(&PostgresConfig::from_url(url)?, &options).await?;

@@ -160,7 +160,7 @@ async fn lake_sinks_keep_their_old_objects(lake: Lake) {
 #[tokio::test]
 async fn lake_objects_keep_their_old_content_on_local_disk() {
     let dir = tempfile::tempdir().unwrap();
-    lake_sinks_keep_their_old_objects(Lake::from_url(dir.path().to_str().unwrap()).unwrap()).await;
+    lake_sinks_keep_their_old_objects(Lake::from_env(dir.path().to_str().unwrap()).unwrap()).await;
     // Nothing hidden is left behind either.
     let mut stack = vec![dir.path().to_owned()];
     while let Some(d) = stack.pop() {
@@ -181,7 +181,7 @@ async fn lake_objects_keep_their_old_content_on_s3() {
         panic!("STEAM_TEST_S3_BUCKET is not set: run the tests with scripts/test")
     });
     let url = format!("s3://{bucket}/{}", common::unique_schema("failed"));
-    lake_sinks_keep_their_old_objects(Lake::from_url(&url).unwrap()).await;
+    lake_sinks_keep_their_old_objects(Lake::from_env(&url).unwrap()).await;
 }
 
 #[tokio::test]

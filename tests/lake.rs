@@ -69,8 +69,8 @@ async fn postgres_to_s3_and_back_in_both_layers() {
 
     let options = SourceToLakeOptions {
         group: TableGroup::All,
-        raw: Lake::from_url(&s3_url("raw")).unwrap(),
-        conformed: Lake::from_url(&s3_url("conformed")).unwrap(),
+        raw: Lake::from_env(&s3_url("raw")).unwrap(),
+        conformed: Lake::from_env(&s3_url("conformed")).unwrap(),
         date: day(29),
     };
     let summary = source_to_lake(&config, &options).await.unwrap();
@@ -250,20 +250,20 @@ async fn partitions_replace_atomically(lake: Lake) {
 
 #[tokio::test]
 async fn partitions_replace_atomically_on_s3() {
-    partitions_replace_atomically(Lake::from_url(&s3_url("parts")).unwrap()).await;
+    partitions_replace_atomically(Lake::from_env(&s3_url("parts")).unwrap()).await;
 }
 
 #[tokio::test]
 async fn partitions_replace_atomically_on_local_disk() {
     let dir = tempfile::tempdir().unwrap();
-    partitions_replace_atomically(Lake::from_url(dir.path().to_str().unwrap()).unwrap()).await;
+    partitions_replace_atomically(Lake::from_env(dir.path().to_str().unwrap()).unwrap()).await;
 }
 
 #[tokio::test]
 async fn missing_objects_and_bad_sql_have_their_kinds() {
     use steam_recsys::core::ErrorKind;
     let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::from_url(dir.path().to_str().unwrap()).unwrap();
+    let lake = Lake::from_env(dir.path().to_str().unwrap()).unwrap();
     let err = LakeSource::objects(&lake.child("nothing-here.parquet"))
         .await
         .map(|_| ())
@@ -273,14 +273,33 @@ async fn missing_objects_and_bad_sql_have_their_kinds() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 }
 
+/// `from_url` takes nothing from the environment (object_store's `new`), `from_env` takes the
+/// endpoint and credentials the test servers' variables give (`AWS_ENDPOINT`, keys, region).
+#[tokio::test]
+async fn from_url_reads_no_environment_and_from_env_does() {
+    let url = s3_url("env-check");
+    Lake::from_env(&url).unwrap().check().await.unwrap();
+    let options = steam_recsys::connectors::lake::LakeOptions {
+        max_retries: 0,
+        request_timeout: std::time::Duration::from_secs(2),
+        ..Default::default()
+    };
+    // Without the environment's endpoint, region and keys there is no store to reach.
+    match Lake::from_url_with(&url, &options) {
+        Ok(lake) => assert!(lake.check().await.is_err()),
+        Err(e) => assert!(steam_recsys::core::error_chain(&e).contains("s3://"), "{e}"),
+    }
+}
+
 #[tokio::test]
 async fn bad_urls_and_missing_buckets_name_the_lake() {
-    let err = Lake::from_url("s3:///no-bucket").unwrap_err().to_string();
+    let err = Lake::from_env("s3:///no-bucket").unwrap_err().to_string();
     assert!(err.contains("s3:"), "{err}");
-    let err = Lake::from_url("nope://x/y").unwrap_err().to_string();
+    let err = Lake::from_env("nope://x/y").unwrap_err().to_string();
     assert!(err.contains("nope://x/y"), "{err}");
     let options = steam_recsys::connectors::lake::LakeOptions {
         max_retries: 0,
+        from_env: true,
         ..Default::default()
     };
     let lake = Lake::from_url_with("s3://no-such-bucket-steam/raw", &options).unwrap();
@@ -291,8 +310,8 @@ async fn bad_urls_and_missing_buckets_name_the_lake() {
             batches(vec![labelled(0, 10, "x")]),
         )
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    let err = steam_recsys::core::error_chain(&err);
     assert!(err.contains("s3://no-such-bucket-steam/raw/t.csv"), "{err}");
     assert!(
         err.contains("NoSuchBucket") || err.contains("bucket"),

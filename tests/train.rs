@@ -56,7 +56,7 @@ fn read_parquet(path: &Path) -> (arrow::datatypes::SchemaRef, Vec<RecordBatch>) 
 }
 
 fn lake(path: &Path) -> Lake {
-    Lake::from_url(path.to_str().unwrap()).unwrap()
+    Lake::from_env(path.to_str().unwrap()).unwrap()
 }
 
 #[tokio::test]

@@ -58,6 +58,14 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// The cluster that `STEAM_CLUSTER_URL` names, or `None` when it is unset or empty.
+    pub fn from_env() -> Result<Option<Self>> {
+        match std::env::var("STEAM_CLUSTER_URL") {
+            Ok(url) if !url.trim().is_empty() => Self::from_url(url.trim()).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// The cluster whose scheduler is at `df://HOST[:PORT]` (port [`DEFAULT_PORT`] by default).
     pub fn from_url(url: &str) -> Result<Self> {
         let bad = |reason: &str| Error::Config {

@@ -234,7 +234,7 @@ async fn a_cluster_that_is_not_there_is_a_clear_error_at_once() {
         .port();
     let url = format!("df://127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::from_url(dir.path().to_str().unwrap()).unwrap();
+    let lake = Lake::from_env(dir.path().to_str().unwrap()).unwrap();
     let started = Instant::now();
     let e = run(&lake, "SELECT 1", Some(&url)).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(15));
@@ -255,7 +255,7 @@ async fn a_cluster_that_is_not_there_is_a_clear_error_at_once() {
     assert!(e.to_string().contains("df://10.255.255.1:50050"), "{e}");
 
     // A memory lake cannot be read elsewhere; a URL that is not df:// is refused.
-    let memory = Lake::from_url("memory://lake/conformed").unwrap();
+    let memory = Lake::from_env("memory://lake/conformed").unwrap();
     let e = run(&memory, "SELECT 1", Some(&url)).await.unwrap_err();
     assert!(e.to_string().contains("memory"), "{e}");
     let e = run(&lake, "SELECT 1", Some("http://127.0.0.1:50050"))

@@ -298,7 +298,7 @@ async fn check(lake: &Lake, reviews: &[Review]) {
 #[tokio::test]
 async fn stats_match_an_independent_computation_and_a_rerun_replaces_them() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::from_url(dir.path().to_str().unwrap()).unwrap();
+    let lake = Lake::from_env(dir.path().to_str().unwrap()).unwrap();
     let reviews = hand_made(&lake).await;
     let options = StatsOptions {
         conformed: lake.clone(),

@@ -84,7 +84,7 @@ pub fn s3_lake(name: &str) -> Lake {
             .unwrap()
             .as_nanos()
     );
-    Lake::from_url(&format!("s3://{bucket}/{unique}/conformed")).unwrap()
+    Lake::from_env(&format!("s3://{bucket}/{unique}/conformed")).unwrap()
 }
 
 /// A Ballista cluster of a scheduler and two executors on 127.0.0.1, started by
