@@ -17,7 +17,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("usage: serve MONGODB_URI [REDIS_URL] [ADDRESS:PORT]");
         std::process::exit(2);
     };
-    let mut options = ServeOptions::new(MongoConfig::from_uri(uri)?, "recsys");
+    let mut options = ServeOptions::new(MongoConfig::from_url(uri)?, "recsys");
     options.redis = args
         .get(1)
         .filter(|u| u.as_str() != "-")

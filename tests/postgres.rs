@@ -462,18 +462,16 @@ async fn append_and_upsert() {
     let config = common::postgres("modes");
     let sink = PostgresSink::new(config.clone());
     let first = numbered(1, 3, |i| format!("a{i}"));
-    let table = TableRef::new("t", first.schema());
-    let keys = WriteMode::Upsert {
-        keys: vec!["id".into()],
-    };
-    // Upsert creates the table with a primary key on the keys.
-    sink.write(&table, keys.clone(), batches(vec![first]))
+    let first_schema = first.schema();
+    let table = TableRef::new("t", first.schema()).with_keys(["id"]);
+    // Upsert creates the table with a primary key on the table's keys.
+    sink.write(&table, WriteMode::Upsert, batches(vec![first]))
         .await
         .unwrap();
     let s = sink
         .write(
             &table,
-            keys.clone(),
+            WriteMode::Upsert,
             batches(vec![numbered(3, 2, |i| format!("b{i}"))]),
         )
         .await
@@ -525,15 +523,26 @@ async fn append_and_upsert() {
     );
     let err = sink
         .write(
-            &table,
-            WriteMode::Upsert {
-                keys: vec!["nope".into()],
-            },
+            &table.clone().with_keys(["nope"]),
+            WriteMode::Upsert,
             batches(vec![]),
         )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
+    // An upsert into a table without keys names the table.
+    let err = sink
+        .write(
+            &TableRef::new("t", first_schema),
+            WriteMode::Upsert,
+            batches(vec![]),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Config { .. }) && err.to_string().contains("\"t\""),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ fn mongo() -> MongoConfig {
     let uri = std::env::var("STEAM_TEST_MONGODB_URI").expect(
         "STEAM_TEST_MONGODB_URI is not set: run the tests with scripts/test (scripts/services)",
     );
-    MongoConfig::from_uri(&uri)
+    MongoConfig::from_url(&uri)
         .unwrap()
         .with_database(common::unique_schema("serving"))
 }
@@ -51,14 +51,13 @@ fn served(users: std::ops::Range<i32>, salt: i32) -> RecordBatch {
     .unwrap()
 }
 
-/// Writes `batches` to the sink's `recsys` table.
+/// Writes `batches` to the sink's `recsys` table, keyed on `user_id`.
 async fn write(
     sink: &RedisSink,
     mode: WriteMode,
     batches: impl IntoIterator<Item = steam_recsys::core::Result<RecordBatch>, IntoIter: Send + 'static>,
 ) -> steam_recsys::core::Result<steam_recsys::core::WriteSummary> {
-    let table = TableRef::new("recsys", served_schema());
-    sink.write(&table, mode, batch_stream(futures::stream::iter(batches)))
+    sink.write(&recs(), mode, batch_stream(futures::stream::iter(batches)))
         .await
 }
 
@@ -67,9 +66,13 @@ async fn drop_database(mongo: &MongoConfig) {
     client.database(mongo.database()).drop().await.unwrap();
 }
 
+/// The served table, keyed on `user_id`.
+fn recs() -> TableRef {
+    TableRef::new("recsys", served_schema()).with_keys(["user_id"])
+}
+
 fn recs_sink(config: &RedisConfig) -> RedisSink {
     RedisSink::new(config.clone())
-        .with_key("user_id")
         .with_value("recommendations")
         .with_batch_entries(100)
 }
@@ -205,7 +208,7 @@ async fn a_load_that_fails_or_is_killed_midway_leaves_the_old_set_serving() {
     let stalled = futures::stream::iter([Ok(served(1..301, 5))]).chain(futures::stream::pending());
     let killed = {
         let sink = sink.clone();
-        let table = TableRef::new("recsys", served_schema());
+        let table = recs();
         tokio::spawn(async move {
             sink.write(&table, WriteMode::Replace, batch_stream(stalled))
                 .await
@@ -287,8 +290,8 @@ impl Fixture {
             &mapping,
         );
         Fixture {
-            results: Lake::from_url(results_file.to_str().unwrap()).unwrap(),
-            conformed: Lake::from_url(dir.path().join("conformed").to_str().unwrap()).unwrap(),
+            results: Lake::from_env(results_file.to_str().unwrap()).unwrap(),
+            conformed: Lake::from_env(dir.path().join("conformed").to_str().unwrap()).unwrap(),
             results_file,
             _dir: dir,
         }

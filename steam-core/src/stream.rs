@@ -35,7 +35,7 @@ pub trait Source: Send + Sync {
 }
 
 /// How a [`Sink`] treats what the target already holds.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WriteMode {
     /// The target ends holding exactly the written rows. Readers see either the old content or the
     /// new, never a missing or half-written target, and a failed write leaves the old content intact.
@@ -43,11 +43,9 @@ pub enum WriteMode {
     Replace,
     /// The rows are added to what the target holds.
     Append,
-    /// Rows whose key columns match an existing row replace it; others are added.
-    Upsert {
-        /// The key columns.
-        keys: Vec<String>,
-    },
+    /// Rows whose key columns (the table's [`TableRef::keys`]) match an existing row replace it;
+    /// others are added. A table without keys is an error naming it ([`TableRef::checked_keys`]).
+    Upsert,
 }
 
 impl WriteMode {
@@ -56,7 +54,7 @@ impl WriteMode {
         match self {
             WriteMode::Replace => "replace",
             WriteMode::Append => "append",
-            WriteMode::Upsert { .. } => "upsert",
+            WriteMode::Upsert => "upsert",
         }
     }
 }
@@ -68,7 +66,9 @@ pub trait Sink: Send + Sync {
     /// Writes `batches` into `table` with `mode`, and says how much was written.
     ///
     /// The stream's batches must match the table's schema ([`Table::schema`] for catalog tables).
-    /// A sink that cannot honour `mode` returns [`crate::Error::Unsupported`] before writing.
+    /// A sink that cannot honour `mode` returns [`crate::Error::Unsupported`] before writing, or,
+    /// when it can only find out while writing (a server that cannot swap in what it staged),
+    /// with the target as it was.
     async fn write(
         &self,
         table: &TableRef,
@@ -77,28 +77,79 @@ pub trait Sink: Send + Sync {
     ) -> Result<WriteSummary>;
 }
 
-/// The table a [`Sink`] writes: its name and the schema its batches have.
+/// The table a [`Sink`] writes: its name, the schema its batches have, and its key columns.
+///
+/// The keys are the one place a write's keys are given: [`WriteMode::Upsert`] matches rows on
+/// them, and keyed stores use them (a Redis hash's entries, a MongoDB refresh, the primary key of a
+/// PostgreSQL table created for it).
+///
+/// ```
+/// use steam_core::{served_schema, Table, TableRef};
+///
+/// let served = TableRef::new("recsys", served_schema()).with_keys(["user_id"]);
+/// assert_eq!(served.keys, ["user_id"]);
+/// // A catalog table comes with its natural key, if it has one.
+/// assert_eq!(TableRef::from(Table::GenreMapping).keys, ["game_id", "genre_id"]);
+/// assert!(TableRef::from(Table::GamesReviews).keys.is_empty());
+/// ```
 #[derive(Debug, Clone)]
 pub struct TableRef {
     /// The table's name, such as `games_reviews`.
     pub name: String,
     /// The schema of the batches.
     pub schema: SchemaRef,
+    /// The columns that identify a row, in order; empty when rows have no key.
+    pub keys: Vec<String>,
 }
 
 impl TableRef {
-    /// A table of any name and schema.
+    /// A table of any name and schema, without keys.
     pub fn new(name: impl Into<String>, schema: SchemaRef) -> Self {
         TableRef {
             name: name.into(),
             schema,
+            keys: Vec::new(),
         }
+    }
+
+    /// The same table with `keys` as its key columns (over any it had).
+    pub fn with_keys<I>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.keys = keys.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The keys, for `operation` (such as `an upsert`) into `target` (such as `mongodb
+    /// db.recsys`): a [`crate::Error::Config`] naming the table when it has none, a
+    /// [`crate::Error::Schema`] when a key is not a column of its schema.
+    pub fn checked_keys(&self, target: &str, operation: &str) -> Result<&[String]> {
+        if self.keys.is_empty() {
+            return Err(crate::Error::Config {
+                key: format!("keys of table {:?}", self.name),
+                reason: format!(
+                    "{operation} into {target} needs key columns; give them with \
+                     TableRef::with_keys"
+                ),
+            });
+        }
+        if let Some(k) = self.keys.iter().find(|k| self.schema.index_of(k).is_err()) {
+            return Err(crate::Error::Schema {
+                target: target.to_owned(),
+                reason: format!("key column {k:?} is not a column of the data"),
+            });
+        }
+        Ok(&self.keys)
     }
 }
 
 impl From<Table> for TableRef {
+    /// The catalog table, keyed on its primary key ([`Table::primary_key`]; none for the fact
+    /// tables).
     fn from(table: Table) -> Self {
-        TableRef::new(table.name(), table.schema())
+        TableRef::new(table.name(), table.schema()).with_keys(table.primary_key().iter().copied())
     }
 }
 
@@ -143,8 +194,36 @@ pub fn check_columns(
 
 #[cfg(test)]
 mod tests {
-    use super::check_columns;
+    use super::{check_columns, TableRef};
+    use crate::{Error, Table};
     use arrow::datatypes::{DataType, Field, Schema};
+
+    #[test]
+    fn keys_are_the_tables_and_checked_where_a_write_needs_them() {
+        for table in Table::ALL {
+            let keyed = TableRef::from(table);
+            let keys: Vec<&str> = keyed.keys.iter().map(String::as_str).collect();
+            assert_eq!(keys, table.primary_key(), "{}", table.name());
+        }
+        let schema = std::sync::Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let bare = TableRef::new("people", schema.clone());
+        let err = bare.checked_keys("sink x", "an upsert").unwrap_err();
+        assert!(matches!(err, Error::Config { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("\"people\"") && text.contains("an upsert into sink x"),
+            "{text}"
+        );
+        let keyed = bare.clone().with_keys(["id"]);
+        assert_eq!(keyed.checked_keys("sink x", "an upsert").unwrap(), ["id"]);
+        let wrong = bare.with_keys(vec!["id".to_owned(), "nope".to_owned()]);
+        let err = wrong.checked_keys("sink x", "an upsert").unwrap_err();
+        assert!(matches!(err, Error::Schema { .. }), "{err}");
+        assert!(err.to_string().contains("\"nope\""), "{err}");
+    }
 
     #[test]
     fn columns_are_compared_by_name_and_type_in_order() {

@@ -32,9 +32,13 @@ pub struct ServingLoad {
     pub collection: String,
     /// Redis, the serving copy, if any.
     pub redis: Option<RedisConfig>,
-    /// How the stores are written: [`WriteMode::Replace`] (refresh, the default), or
-    /// [`WriteMode::Append`] (insert into MongoDB; set entries in place in Redis).
+    /// How the stores are written: [`WriteMode::Replace`] (refresh, the default: see
+    /// [`lake_to_serving`]), [`WriteMode::Append`] (insert into MongoDB; set entries in place in
+    /// Redis), or [`WriteMode::Upsert`] (on [`ServingLoad::keys`], nothing removed).
     pub mode: WriteMode,
+    /// The recommendations' key columns (default `user_id`): what MongoDB's refresh and upsert
+    /// match documents on, and Redis keys its entries by (there one column only).
+    pub keys: Vec<String>,
 }
 
 impl ServingLoad {
@@ -48,6 +52,7 @@ impl ServingLoad {
             collection: collection.into(),
             redis: None,
             mode: WriteMode::Replace,
+            keys: vec!["user_id".into()],
         }
     }
 }
@@ -113,20 +118,23 @@ pub async fn lake_to_mongodb(
     mongo: &MongoConfig,
     collection: &str,
 ) -> Result<RunSummary> {
-    lake_to_mongodb_with(source, mongo, collection, WriteMode::Replace).await
+    lake_to_serving(&ServingLoad::new(source.clone(), mongo.clone(), collection)).await
 }
 
-/// [`lake_to_mongodb`] with another write mode: [`WriteMode::Append`] inserts (a rerun adds the
-/// documents again), [`WriteMode::Upsert`] upserts on its keys without removing anything, and
-/// [`WriteMode::Replace`] refreshes on `user_id`.
+/// [`lake_to_mongodb`] with another write mode and key columns (`user_id` for
+/// [`lake_to_mongodb`]): [`WriteMode::Append`] inserts (a rerun adds the documents again),
+/// [`WriteMode::Upsert`] upserts on `keys` without removing anything, and [`WriteMode::Replace`]
+/// refreshes on `keys`.
 pub async fn lake_to_mongodb_with(
     source: &Lake,
     mongo: &MongoConfig,
     collection: &str,
     mode: WriteMode,
+    keys: &[&str],
 ) -> Result<RunSummary> {
     let mut load = ServingLoad::new(source.clone(), mongo.clone(), collection);
     load.mode = mode;
+    load.keys = keys.iter().map(|k| k.to_string()).collect();
     lake_to_serving(&load).await
 }
 
@@ -137,10 +145,13 @@ pub async fn lake_to_mongodb_with(
 /// ([`crate::train::popular_file`]; skipped with a warning for results from elsewhere) and
 /// `username → user_id` from users_mapping. Table names: [`ServingTables`].
 ///
-/// In refresh mode each table is replaced as its sink does it: in MongoDB a key keeps a document
-/// throughout (readers take its newest), in Redis the new set is swapped in whole. A load that
-/// fails (either store) is an error; the stores then still serve their earlier sets (MongoDB's
-/// readers may see some keys of the failed run) and a rerun completes the refresh.
+/// In refresh mode ([`WriteMode::Replace`]) MongoDB's collections are refreshed key by key
+/// ([`MongoSink::refresh`]: a key keeps a document throughout; readers, as `serve`'s, take its
+/// newest), which any server can do, rather than swapped whole; Redis's sets are swapped in whole.
+/// A load that fails (either store) is an error; the stores then still serve their earlier sets
+/// (MongoDB's readers may see some keys of the failed run) and a rerun completes the refresh.
+/// The recommendations are keyed on [`ServingLoad::keys`], the users on `username`, the popular
+/// list on `list`.
 pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
     let started = Instant::now();
     let run = steam_core::run_id();
@@ -152,19 +163,12 @@ pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
         .read()
         .await?
         .map(|batch| batch.and_then(|b| remove_probability(&b)));
-    let key = match load.mode {
-        WriteMode::Upsert { .. } => WriteMode::Upsert {
-            keys: vec!["user_id".into()],
-        },
-        ref other => other.clone(),
-    };
     written.extend(
         write_both(
             load,
             &run,
-            TableRef::new(&tables.recommendations, served_schema()),
-            "user_id",
-            key,
+            TableRef::new(&tables.recommendations, served_schema()).with_keys(&load.keys),
+            load.mode,
             batch_stream(served),
         )
         .await?,
@@ -177,8 +181,7 @@ pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
             write_both(
                 load,
                 &run,
-                TableRef::new(&tables.popular, popular_schema()),
-                "list",
+                TableRef::new(&tables.popular, popular_schema()).with_keys(["list"]),
                 WriteMode::Replace,
                 batch_stream(futures::stream::iter([Ok(batch)])),
             )
@@ -199,8 +202,7 @@ pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
             write_both(
                 load,
                 &run,
-                TableRef::new(&tables.users, users_schema()),
-                "username",
+                TableRef::new(&tables.users, users_schema()).with_keys(["username"]),
                 WriteMode::Replace,
                 users.read().await?,
             )
@@ -216,45 +218,38 @@ pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
     })
 }
 
-/// Writes `batches` to MongoDB and, if configured, Redis, both at once (one read), keyed on
-/// `key`. Each store's summary is named `<table> → mongodb` or `<table> → redis`.
+/// Writes `batches` to MongoDB and, if configured, Redis, both at once (one read), keyed on the
+/// table's keys; [`WriteMode::Replace`] is a refresh in MongoDB ([`MongoSink::refresh`]). Each
+/// store's summary is named `<table> → mongodb` or `<table> → redis`.
 async fn write_both(
     load: &ServingLoad,
     run: &str,
     table: TableRef,
-    key: &str,
     mode: WriteMode,
     batches: BatchStream,
 ) -> Result<Vec<WriteSummary>> {
-    let mongo = MongoSink::new(load.mongo.clone())
-        .with_key(&[key])
-        .with_run_id(run);
+    let mongo = MongoSink::new(load.mongo.clone()).with_run_id(run);
+    let to_mongo = |batches: BatchStream| {
+        let (mongo, table) = (&mongo, &table);
+        async move {
+            match mode {
+                WriteMode::Replace => mongo.refresh(table, batches).await,
+                other => mongo.write(table, other, batches).await,
+            }
+        }
+    };
     let named = |mut s: WriteSummary, store: &str| {
         s.table = format!("{} → {store}", table.name);
         s
     };
     let Some(redis) = &load.redis else {
-        let s = mongo.write(&table, mode, batches).await?;
+        let s = to_mongo(batches).await?;
         return Ok(vec![named(s, "mongodb")]);
     };
-    let value = table
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .find(|n| *n != key)
-        .unwrap_or(key)
-        .to_owned();
-    let redis = RedisSink::new(redis.clone())
-        .with_key(key)
-        .with_value(&value)
-        .with_run_id(run);
+    // Entries from the key to the first other column.
+    let redis = RedisSink::new(redis.clone()).with_run_id(run);
     let (a, b) = steam_core::tee(batches, 4, format!("serving load of {}", table.name));
-    let (m, r) = futures::future::try_join(
-        mongo.write(&table, mode.clone(), a),
-        redis.write(&table, mode, b),
-    )
-    .await?;
+    let (m, r) = futures::future::try_join(to_mongo(a), redis.write(&table, mode, b)).await?;
     Ok(vec![named(m, "mongodb"), named(r, "redis")])
 }
 

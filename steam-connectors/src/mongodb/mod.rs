@@ -1,11 +1,14 @@
 //! MongoDB: Arrow streams into collections as documents, and collections back as Arrow.
 //!
-//! - [`MongoConfig`]: a URI as the driver reads it (`mongodb://h1,h2/?replicaSet=rs0`,
-//!   `mongodb+srv://…` for Atlas, any option) or the reference's `MONGODB_HOST`, `MONGODB_USER`,
-//!   `MONGODB_PASSWORD`; the password never shown.
-//! - [`MongoSink`]: insert, upsert on key columns, or refresh: bulk inserts of this run's documents,
-//!   then one sweep of earlier runs' (the collection ends holding exactly this run's documents,
-//!   without a moment where a kept key has no document; readers take a key's newest document).
+//! - [`MongoConfig`]: a URL as the driver reads it (`mongodb://h1,h2/?replicaSet=rs0`,
+//!   `mongodb+srv://…` for Atlas, any option; [`MongoConfig::from_url`]) or the environment
+//!   (`MONGODB_URI`, else the reference's `MONGODB_HOST`, `MONGODB_USER`, `MONGODB_PASSWORD`;
+//!   [`MongoConfig::from_env`]); the password never shown.
+//! - [`MongoSink`]: insert, upsert on the table's keys, or replace: a staging collection swapped
+//!   in with one `renameCollection` (readers see the old collection or the new, never both); and
+//!   [`MongoSink::refresh`], key by key: bulk inserts of this run's documents, then one sweep of
+//!   earlier runs' (the collection ends holding exactly this run's documents, without a moment
+//!   where a kept key has no document; readers take a key's newest document).
 //! - [`MongoSource`]: a collection (filter, projection, limit, each key's newest document) as
 //!   Arrow batches of a given schema.
 //!
@@ -42,7 +45,7 @@ pub use source::MongoSource;
 /// ```
 /// use steam_connectors::mongodb::MongoConfig;
 ///
-/// let config = MongoConfig::from_uri("mongodb://h1:27017,h2:27017/serving?replicaSet=rs0")?
+/// let config = MongoConfig::from_url("mongodb://h1:27017,h2:27017/serving?replicaSet=rs0")?
 ///     .with_user("mage")
 ///     .with_password(steam_core::Secret::new("secret"));
 /// assert_eq!(config.database(), "serving");
@@ -58,7 +61,7 @@ pub struct MongoConfig {
     shown: String,
     /// The URI's credential without its password (user, auth source, mechanism), if any.
     credential: Option<Credential>,
-    /// The password: from the URI or from `MONGODB_PASSWORD`.
+    /// The password: from the URI or [`MongoConfig::with_password`].
     password: Option<Secret>,
     database: String,
     server_selection_timeout: Duration,
@@ -89,10 +92,11 @@ impl MongoConfig {
     /// The database used when none is given.
     pub const DEFAULT_DATABASE: &'static str = "steam_recsys";
 
-    /// A configuration from a `mongodb://` or `mongodb+srv://` URI, parsed as the driver parses it
-    /// (no network access: an SRV name is looked up when connecting). A password in the URI is
-    /// taken out of it and kept as a [`Secret`].
-    pub fn from_uri(uri: &str) -> Result<Self> {
+    /// A configuration from a `mongodb://` or `mongodb+srv://` URL, parsed as the driver parses it
+    /// (no network access: an SRV name is looked up when connecting), and from nothing else (not
+    /// the environment: that is [`MongoConfig::from_env`]). A password in the URL is taken out of
+    /// it and kept as a [`Secret`].
+    pub fn from_url(uri: &str) -> Result<Self> {
         let shown = show_uri(uri);
         let mut conn = ConnectionString::parse(uri).map_err(|e| Error::Config {
             key: "mongodb uri".into(),
@@ -118,22 +122,28 @@ impl MongoConfig {
         })
     }
 
-    /// A configuration from the reference's variables: `MONGODB_HOST` (a host, `host:port`, or a
-    /// whole URI; an Atlas host `*.mongodb.net` gets `mongodb+srv://`), `MONGODB_USER`,
-    /// `MONGODB_PASSWORD`, and `MONGODB_DATABASE`. `None` when `MONGODB_HOST` is not set.
+    /// A configuration from the environment: `MONGODB_URI` (a whole URI, read as
+    /// [`MongoConfig::from_url`] reads it), else the reference's `MONGODB_HOST` (a host,
+    /// `host:port`, or a whole URI; an Atlas host `*.mongodb.net` gets `mongodb+srv://`); then
+    /// `MONGODB_USER`, `MONGODB_PASSWORD` and `MONGODB_DATABASE` over the URI's. Empty variables
+    /// count as unset. `None` when neither `MONGODB_URI` nor `MONGODB_HOST` is set.
     pub fn from_env() -> Result<Option<Self>> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let Some(host) = var("MONGODB_HOST") else {
-            return Ok(None);
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// [`MongoConfig::from_env`] with the variables `var` gives.
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
+        let var = |k: &str| var(k).filter(|v| !v.is_empty());
+        let uri = match (var("MONGODB_URI"), var("MONGODB_HOST")) {
+            (Some(uri), _) => uri,
+            (None, Some(host)) if host.contains("://") => host,
+            (None, Some(host)) if host.ends_with(".mongodb.net") => {
+                format!("mongodb+srv://{host}/")
+            }
+            (None, Some(host)) => format!("mongodb://{host}/"),
+            (None, None) => return Ok(None),
         };
-        let uri = if host.contains("://") {
-            host
-        } else if host.ends_with(".mongodb.net") {
-            format!("mongodb+srv://{host}/")
-        } else {
-            format!("mongodb://{host}/")
-        };
-        let mut config = Self::from_uri(&uri)?;
+        let mut config = Self::from_url(&uri)?;
         if let Some(user) = var("MONGODB_USER") {
             config = config.with_user(user);
         }
@@ -389,7 +399,7 @@ mod tests {
 
     #[test]
     fn the_password_is_taken_out_of_the_uri() {
-        let c = MongoConfig::from_uri("mongodb://mage:p%40ss@db.example:27017/serving").unwrap();
+        let c = MongoConfig::from_url("mongodb://mage:p%40ss@db.example:27017/serving").unwrap();
         assert_eq!(c.database(), "serving");
         assert_eq!(c.password.as_ref().unwrap().expose(), "p@ss");
         let text = shown(&c);
@@ -398,17 +408,17 @@ mod tests {
             text.contains("db.example:27017") && text.contains("user mage"),
             "{text}"
         );
-        let err = MongoConfig::from_uri("http://x").unwrap_err().to_string();
+        let err = MongoConfig::from_url("http://x").unwrap_err().to_string();
         assert!(err.contains("mongodb uri"), "{err}");
         assert_eq!(
-            MongoConfig::from_uri("mongodb://h").unwrap().database(),
+            MongoConfig::from_url("mongodb://h").unwrap().database(),
             MongoConfig::DEFAULT_DATABASE
         );
     }
 
     #[test]
     fn replica_sets_srv_and_options_are_read_as_the_driver_reads_them() {
-        let c = MongoConfig::from_uri(
+        let c = MongoConfig::from_url(
             "mongodb://app:s3cr%2Ft@h1.example:27017,h2.example:27018,[::1]:27019/recs\
              ?replicaSet=rs0&authSource=admin&readPreference=secondaryPreferred&w=majority\
              &tls=true&retryWrites=false",
@@ -441,7 +451,7 @@ mod tests {
             "mongodb://h/?tlsCertificateKeyFilePassword=***&authMechanismProperties=***&appName=x"
         );
 
-        let srv = MongoConfig::from_uri(
+        let srv = MongoConfig::from_url(
             "mongodb+srv://app:pw-secret@cluster0.abcde.mongodb.net/serving?retryWrites=true&w=majority",
         )
         .unwrap();
@@ -454,6 +464,57 @@ mod tests {
     }
 
     #[test]
+    fn from_env_reads_mongodb_uri_else_the_references_variables() {
+        let env = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            MongoConfig::from_vars(move |k| {
+                vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+            })
+        };
+        assert!(env(&[]).unwrap().is_none());
+        assert!(env(&[("MONGODB_URI", ""), ("MONGODB_USER", "u")])
+            .unwrap()
+            .is_none());
+        let c = env(&[
+            (
+                "MONGODB_URI",
+                "mongodb://app:pw-uri@h1:27017,h2:27017/serving?replicaSet=rs0",
+            ),
+            ("MONGODB_HOST", "ignored.example"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.database(), "serving");
+        assert_eq!(c.user(), Some("app"));
+        assert_eq!(c.password.as_ref().unwrap().expose(), "pw-uri");
+        assert!(!c.describe().contains("ignored"), "{}", c.describe());
+        let c = env(&[
+            ("MONGODB_HOST", "cluster0.abcde.mongodb.net"),
+            ("MONGODB_USER", "mage"),
+            ("MONGODB_PASSWORD", "pw-env"),
+            ("MONGODB_DATABASE", "recs"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert!(c
+            .describe()
+            .starts_with("mongodb+srv://cluster0.abcde.mongodb.net"));
+        assert_eq!((c.user(), c.database()), (Some("mage"), "recs"));
+        assert_eq!(c.password.as_ref().unwrap().expose(), "pw-env");
+        let c = env(&[("MONGODB_HOST", "db:27018")]).unwrap().unwrap();
+        assert!(
+            c.describe().starts_with("mongodb://db:27018"),
+            "{}",
+            c.describe()
+        );
+        let err = env(&[("MONGODB_URI", "http://x")]).unwrap_err().to_string();
+        assert!(err.contains("mongodb uri"), "{err}");
+    }
+
+    #[test]
     fn bad_uris_are_clear_errors_without_the_password() {
         for uri in [
             "mongodb://app:hunter2@h1:notaport/db",
@@ -463,7 +524,7 @@ mod tests {
             "mongodb://app:hun/ter2@h1/db",
             "mongodb://app:hunter2?@h1/db",
         ] {
-            let err = MongoConfig::from_uri(uri).unwrap_err().to_string();
+            let err = MongoConfig::from_url(uri).unwrap_err().to_string();
             assert!(err.contains("mongodb uri"), "{uri}: {err}");
             assert!(
                 !err.contains("hunter2") && !err.contains("hun/ter2"),

@@ -16,7 +16,7 @@ use super::{MongoConfig, RUN_FIELD};
 /// use steam_connectors::mongodb::{MongoConfig, MongoSource};
 /// use steam_core::served_schema;
 ///
-/// let config = MongoConfig::from_uri("mongodb://db:27017/steam_recsys")?;
+/// let config = MongoConfig::from_url("mongodb://db:27017/steam_recsys")?;
 /// let source = MongoSource::new(config, "recsys", served_schema()).newest_per_key(&["user_id"]);
 /// let batches = source.read_all().await?;
 /// # let _ = batches;
@@ -70,7 +70,7 @@ impl MongoSource {
 
     /// Only each key's newest document: of the documents with the same values of `keys`, the one
     /// with the greatest [`RUN_FIELD`] (the readers' contract of a refresh, see
-    /// [`MongoSink`](super::MongoSink)). Documents come sorted by the keys; the server sorts them
+    /// [`MongoSink::refresh`](super::MongoSink::refresh)). Documents come sorted by the keys; the server sorts them
     /// with the refresh's index, and the older duplicates are skipped as they stream by (numbers
     /// compared by value, as the server compares them). A filter may select on the key fields only
     /// (on another field, a key's newest document could fail it and an older one be read: that is

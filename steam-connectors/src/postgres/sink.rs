@@ -31,8 +31,9 @@ const NAME_MAX: usize = 63;
 /// `Float64` as `double precision`, `Boolean`, strings (`Utf8`, `LargeUtf8`, `Utf8View`,
 /// dictionaries of strings) as `text`, binaries as `bytea`, `Date32` as `date`, timestamps as
 /// `timestamp` (or `timestamptz` with a time zone), and lists of these as arrays. Non-nullable
-/// fields are `NOT NULL`. Catalog tables get their primary key ([`Table::primary_key`]) and an index
-/// on each foreign key ([`Table::foreign_keys`]); upserted tables a primary key on the upsert keys.
+/// fields are `NOT NULL`. A table gets a primary key on its [`TableRef::keys`] (a catalog table's,
+/// [`Table::primary_key`], when the [`TableRef`] comes from the [`Table`]) and catalog tables an
+/// index on each foreign key ([`Table::foreign_keys`]).
 ///
 /// Write modes:
 /// - [`WriteMode::Replace`]: the rows go into a staging table, which gets its keys and indexes and
@@ -43,8 +44,8 @@ const NAME_MAX: usize = 63;
 /// - [`WriteMode::Append`]: the rows are copied into the table (created if missing); a column
 ///   whose type differs from the data's is an error before anything is copied.
 /// - [`WriteMode::Upsert`]: the rows are copied into a temporary table, then
-///   `INSERT … ON CONFLICT (keys) DO UPDATE`; the table needs a unique index on the keys (a table
-///   created here gets it as primary key).
+///   `INSERT … ON CONFLICT (keys) DO UPDATE` on the table's keys; the table needs a unique index
+///   on them (a table created here gets it as primary key). A table without keys is an error.
 ///
 /// ```no_run
 /// # async fn example(batches: steam_core::BatchStream) -> steam_core::Result<()> {
@@ -156,13 +157,9 @@ struct Layout {
 }
 
 impl Layout {
-    fn of(table: &TableRef, mode: &WriteMode) -> Layout {
+    fn of(table: &TableRef) -> Layout {
         let catalog = Table::from_str(&table.name).ok();
-        let primary_key = match (mode, catalog) {
-            (WriteMode::Upsert { keys }, _) => keys.clone(),
-            (_, Some(t)) => t.primary_key().iter().map(|c| c.to_string()).collect(),
-            _ => Vec::new(),
-        };
+        let primary_key = table.keys.clone();
         let indexed = catalog
             .map(|t| {
                 t.foreign_keys()
@@ -455,7 +452,7 @@ impl PostgresLoad {
             .iter()
             .map(|f| PgType::for_field(&format!("postgres {target}"), f))
             .collect::<Result<Vec<_>>>()?;
-        let layout = Layout::of(table, &mode);
+        let layout = Layout::of(table);
         match mode {
             WriteMode::Replace => {
                 let staging = ident_name(&format!("steam_stage_{:016x}", fnv(&table.name)), "");
@@ -489,19 +486,8 @@ impl PostgresLoad {
                 self.ensure_table(table, &types, &layout).await?;
                 self.copy(table, &table.name, false, &types, batches).await
             }
-            WriteMode::Upsert { keys } => {
-                if keys.is_empty() {
-                    return Err(Error::Config {
-                        key: format!("upsert into {target}"),
-                        reason: "no key columns".into(),
-                    });
-                }
-                if let Some(k) = keys.iter().find(|k| table.schema.index_of(k).is_err()) {
-                    return Err(Error::Schema {
-                        target: format!("postgres {target}"),
-                        reason: format!("upsert key {k:?} is not a column of the data"),
-                    });
-                }
+            WriteMode::Upsert => {
+                let keys = table.checked_keys(&format!("postgres {target}"), "an upsert")?;
                 self.ensure_table(table, &types, &layout).await?;
                 state.temp_tables += 1;
                 let temp = format!("steam_upsert_{}", state.temp_tables);
@@ -520,7 +506,7 @@ impl PostgresLoad {
                 let cols = quote_list(names.iter().copied())?;
                 let updates = names
                     .iter()
-                    .filter(|n| !keys.contains(n))
+                    .filter(|n| !keys.contains(*n))
                     .map(|n| quote_ident(n).map(|q| format!("{q} = EXCLUDED.{q}")))
                     .collect::<Result<Vec<_>>>()?;
                 let action = if updates.is_empty() {
@@ -532,7 +518,7 @@ impl PostgresLoad {
                     "INSERT INTO {} ({cols}) SELECT {cols} FROM {} ON CONFLICT ({}) {action}",
                     self.qualified(&table.name)?,
                     quote_ident(&temp)?,
-                    quote_list(&keys)?
+                    quote_list(keys)?
                 );
                 let rows = self
                     .client

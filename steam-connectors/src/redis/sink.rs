@@ -25,10 +25,14 @@ return loaded
 ";
 
 /// Writes Arrow streams into Redis, one hash per table (see [the module](super) for the layout):
-/// each row an entry from its key column (default: the first) to its value column (default: the
-/// second; other columns are not stored), sent as `HSET`s of up to
+/// each row an entry from its key column to its value column (other columns are not stored), sent
+/// as `HSET`s of up to
 /// [`RedisSink::with_batch_entries`] entries, pipelined [`RedisSink::with_in_flight`] at a time
 /// and at the end of every input batch, so memory does not grow with the table.
+///
+/// The key column is the table's key ([`TableRef::keys`]; entries are keyed on one column, so a
+/// table of several keys is refused; a table without keys is keyed on its first column). The value
+/// column is [`RedisSink::with_value`]'s, else the first column that is not the key.
 ///
 /// - [`WriteMode::Replace`]: the rows go to a new hash beside the live one; once every row is
 ///   written, one script checks the new hash holds exactly the rows written (a key that repeats
@@ -39,8 +43,8 @@ return loaded
 ///   in the table's set of loads, and the next load deletes it before it starts. Two loads of
 ///   one table must not run at once: the second deletes the first's partial hash (the first then
 ///   fails its check; the live set is untouched).
-/// - [`WriteMode::Append`] and [`WriteMode::Upsert`] (on the key column): entries are set in the
-///   live hash, replacing a key's earlier value.
+/// - [`WriteMode::Append`] and [`WriteMode::Upsert`] (which needs the table's key): entries are set
+///   in the live hash, replacing a key's earlier value.
 ///
 /// Either way the hash's [`RUN_FIELD`] is set to the id of the load ([`RedisSink::with_run_id`],
 /// else a new one).
@@ -51,17 +55,15 @@ return loaded
 /// use steam_core::{served_schema, Sink, TableRef, WriteMode};
 ///
 /// let sink = RedisSink::new(RedisConfig::from_url("redis://127.0.0.1:6379")?)
-///     .with_key("user_id")
 ///     .with_value("recommendations");
-/// sink.write(&TableRef::new("recsys", served_schema()), WriteMode::Replace, batches)
-///     .await?;
+/// let table = TableRef::new("recsys", served_schema()).with_keys(["user_id"]);
+/// sink.write(&table, WriteMode::Replace, batches).await?;
 /// # Ok(())
 /// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct RedisSink {
     config: RedisConfig,
-    key: Option<String>,
     value: Option<String>,
     batch_entries: usize,
     in_flight: usize,
@@ -73,7 +75,6 @@ impl RedisSink {
     pub fn new(config: RedisConfig) -> Self {
         RedisSink {
             config,
-            key: None,
             value: None,
             batch_entries: 1000,
             in_flight: 16,
@@ -81,13 +82,7 @@ impl RedisSink {
         }
     }
 
-    /// The key column (default: the first).
-    pub fn with_key(mut self, column: &str) -> Self {
-        self.key = Some(column.to_owned());
-        self
-    }
-
-    /// The value column (default: the second).
+    /// The value column (default: the first column that is not the key).
     pub fn with_value(mut self, column: &str) -> Self {
         self.value = Some(column.to_owned());
         self
@@ -112,22 +107,45 @@ impl RedisSink {
         self
     }
 
-    fn column(&self, table: &TableRef, name: Option<&str>, default: usize) -> Result<usize> {
+    /// The key and the value column of `table`'s rows (see [`RedisSink`]); `mode` needs the key
+    /// given when it is an upsert.
+    fn columns(&self, table: &TableRef, mode: WriteMode) -> Result<(usize, usize)> {
+        let target = format!("redis {}", table.name);
         let schema = &table.schema;
-        match name {
-            Some(n) => schema.index_of(n).map_err(|_| Error::Schema {
-                target: format!("redis {}", table.name),
+        let index = |n: &str| {
+            schema.index_of(n).map_err(|_| Error::Schema {
+                target: target.clone(),
                 reason: format!("{n:?} is not a column of the data"),
-            }),
-            None if default < schema.fields().len() => Ok(default),
-            None => Err(Error::Schema {
-                target: format!("redis {}", table.name),
-                reason: format!(
-                    "a key and a value column are needed, the data has {}",
-                    schema.fields().len()
-                ),
-            }),
+            })
+        };
+        if mode == WriteMode::Upsert {
+            table.checked_keys(&target, "an upsert")?;
         }
+        let key = match table.keys.as_slice() {
+            [] => 0,
+            [key] => index(key)?,
+            keys => {
+                return Err(Error::Unsupported {
+                    backend: "redis",
+                    operation: format!(
+                        "{target} keyed on {keys:?} (entries are keyed on one column)"
+                    ),
+                })
+            }
+        };
+        let value = match &self.value {
+            Some(n) => index(n)?,
+            None => (0..schema.fields().len())
+                .find(|&i| i != key)
+                .ok_or_else(|| Error::Schema {
+                    target: target.clone(),
+                    reason: format!(
+                        "a key and a value column are needed, the data has {}",
+                        schema.fields().len()
+                    ),
+                })?,
+        };
+        Ok((key, value))
     }
 
     /// Deletes the partial hashes of loads that did not finish (killed ones).
@@ -162,12 +180,11 @@ impl RedisSink {
         &self,
         conn: &mut MultiplexedConnection,
         table: &TableRef,
+        (key, value): (usize, usize),
         target: &str,
         run: &str,
         mut batches: BatchStream,
     ) -> Result<(u64, u64)> {
-        let key = self.column(table, self.key.as_deref(), 0)?;
-        let value = self.column(table, self.value.as_deref(), 1)?;
         let what = format!("redis {}", table.name);
         let (mut rows, mut bytes) = (0u64, 0u64);
         let mut pipe = redis::pipe();
@@ -296,22 +313,14 @@ impl Sink for RedisSink {
         batches: BatchStream,
     ) -> Result<WriteSummary> {
         let started = Instant::now();
-        if let WriteMode::Upsert { keys } = &mode {
-            let key = self.column(table, self.key.as_deref(), 0)?;
-            let name = table.schema.field(key).name();
-            if keys.len() != 1 || &keys[0] != name {
-                return Err(Error::Unsupported {
-                    backend: "redis",
-                    operation: format!("upsert on {keys:?}: entries are keyed on {name:?} only"),
-                });
-            }
-        }
+        let columns = self.columns(table, mode)?;
         let mut conn = self.config.connect().await?;
         let live = self.config.table_key(&table.name);
         let run = self.run.clone().unwrap_or_else(steam_core::run_id);
         let (rows, bytes) = match mode {
-            WriteMode::Append | WriteMode::Upsert { .. } => {
-                self.load(&mut conn, table, &live, &run, batches).await?
+            WriteMode::Append | WriteMode::Upsert => {
+                self.load(&mut conn, table, columns, &live, &run, batches)
+                    .await?
             }
             WriteMode::Replace => {
                 self.remove_leftovers(&mut conn, &live).await?;
@@ -323,7 +332,10 @@ impl Sink for RedisSink {
                     .query_async::<()>(&mut conn)
                     .await
                     .map_err(|e| self.config.error("registering the load", e))?;
-                let loaded = match self.load(&mut conn, table, &load, &run, batches).await {
+                let loaded = match self
+                    .load(&mut conn, table, columns, &load, &run, batches)
+                    .await
+                {
                     Ok((rows, bytes)) => redis::Script::new(SWAP)
                         .key(&live)
                         .key(&load)
@@ -361,5 +373,51 @@ impl Sink for RedisSink {
             bytes,
             started.elapsed(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use arrow::datatypes::{Field, Schema};
+
+    #[test]
+    fn entries_are_keyed_on_the_tables_one_key() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("username", DataType::Utf8, false),
+            Field::new("user_id", DataType::Int32, false),
+            Field::new("extra", DataType::Int32, false),
+        ]));
+        let sink = RedisSink::new(RedisConfig::from_url("redis://127.0.0.1:1").unwrap());
+        let table =
+            |keys: &[&str]| TableRef::new("t", schema.clone()).with_keys(keys.iter().copied());
+        let columns = |t: &TableRef, mode| sink.columns(t, mode);
+        assert_eq!(
+            columns(&table(&["username"]), WriteMode::Replace).unwrap(),
+            (0, 1)
+        );
+        // The value is the first column that is not the key, or the one given.
+        assert_eq!(
+            columns(&table(&["user_id"]), WriteMode::Upsert).unwrap(),
+            (1, 0)
+        );
+        let valued = sink.clone().with_value("extra");
+        assert_eq!(
+            valued
+                .columns(&table(&["user_id"]), WriteMode::Append)
+                .unwrap(),
+            (1, 2)
+        );
+        // Without keys the first column is the key, but an upsert needs them.
+        assert_eq!(columns(&table(&[]), WriteMode::Append).unwrap(), (0, 1));
+        let err = columns(&table(&[]), WriteMode::Upsert).unwrap_err();
+        assert!(matches!(err, Error::Config { .. }), "{err}");
+        assert!(err.to_string().contains("\"t\""), "{err}");
+        let err = columns(&table(&["username", "user_id"]), WriteMode::Replace).unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+        let err = columns(&table(&["nope"]), WriteMode::Replace).unwrap_err();
+        assert!(err.to_string().contains("\"nope\""), "{err}");
     }
 }

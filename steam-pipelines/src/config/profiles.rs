@@ -240,7 +240,7 @@ impl MongoProfile {
             (None, Some(host)) => ("host", format!("mongodb://{host}/")),
             (None, None) => return Err(("", "no deployment given: set uri or host".into())),
         };
-        let mut config = MongoConfig::from_uri(&base).map_err(|e| (key, reason(e)))?;
+        let mut config = MongoConfig::from_url(&base).map_err(|e| (key, reason(e)))?;
         if self.user.is_some() || self.password.is_some() {
             if config.user().is_some() || config.has_password() {
                 return Err((
