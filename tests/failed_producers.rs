@@ -216,8 +216,8 @@ async fn a_partitioned_read_with_a_failing_range_ends_with_its_error() {
     let err = sink
         .write(&table(), WriteMode::Replace, source.read().await.unwrap())
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    let err = steam_recsys::core::error_chain(&err);
     assert!(err.contains("unreadable row 5500"), "{err}");
     assert_eq!(file_labels(&sink), labels(&rows("old")));
 }

@@ -457,7 +457,7 @@ async fn bad_credentials_are_a_clear_error_without_the_secret() {
         )
         .await
         .unwrap_err();
-    let msg = err.to_string();
+    let msg = steam_recsys::core::error_chain(&err);
     assert!(msg.contains("s3://steam-test/raw/t.csv"), "{msg}");
     assert!(
         matches!(

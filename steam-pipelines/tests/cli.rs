@@ -199,10 +199,7 @@ fn a_profiles_gcs_key_file_goes_to_the_lakes_builder() {
     )
     .unwrap();
     let settings = steam_pipelines::cli::Settings::load(Some(&config), "default").unwrap();
-    let err = settings
-        .lake("gs://conformed_games_data")
-        .unwrap_err()
-        .to_string();
+    let err = steam_core::error_chain(&settings.lake("gs://conformed_games_data").unwrap_err());
     assert!(err.contains("missing-key.json"), "{err}");
     // Nothing was exported into the process environment.
     assert!(std::env::var_os("GOOGLE_SERVICE_ACCOUNT").is_none());

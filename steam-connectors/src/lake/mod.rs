@@ -699,9 +699,9 @@ mod tests {
             "gs://conformed_games_data/exports/games_reviews"
         );
         let missing = dir.path().join("missing.json");
-        let err = Lake::from_url_with("gs://conformed_games_data", &with_key(&missing))
-            .unwrap_err()
-            .to_string();
+        let err =
+            Lake::from_url_with("gs://conformed_games_data", &with_key(&missing)).unwrap_err();
+        let err = steam_core::error_chain(&err);
         assert!(err.contains("gs://conformed_games_data"), "{err}");
         assert!(err.contains("missing.json"), "{err}");
     }
