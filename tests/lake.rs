@@ -311,7 +311,7 @@ async fn bad_urls_and_missing_buckets_name_the_lake() {
         )
         .await
         .unwrap_err();
-    let err = steam_recsys::core::error_chain(&err);
+    let err = common::chain_said_once(&err);
     assert!(err.contains("s3://no-such-bucket-steam/raw/t.csv"), "{err}");
     assert!(
         err.contains("NoSuchBucket") || err.contains("bucket"),
@@ -457,7 +457,7 @@ async fn bad_credentials_are_a_clear_error_without_the_secret() {
         )
         .await
         .unwrap_err();
-    let msg = steam_recsys::core::error_chain(&err);
+    let msg = common::chain_said_once(&err);
     assert!(msg.contains("s3://steam-test/raw/t.csv"), "{msg}");
     assert!(
         matches!(

@@ -285,7 +285,7 @@ async fn connection_test_names_each_backend_down_with_its_cause() {
     .read_all()
     .await
     .unwrap_err();
-    assert!(err.is_transient(), "{err}");
+    assert!(err.is_transient(), "{}", common::chain_said_once(&err));
     let cause = std::error::Error::source(&err)
         .and_then(|c| c.downcast_ref::<steam_recsys::core::Cause>())
         .and_then(|c| c.downcast_ref::<mongodb::error::Error>())
@@ -934,4 +934,27 @@ async fn an_upsert_needs_the_tables_keys_and_lake_to_mongodb_keeps_the_callers()
         "{indexes:?}"
     );
     assert!(!has_unique(&indexes, doc! { "user_id": 1 }), "{indexes:?}");
+}
+
+/// The MongoDB check reads documents of the collection, and one it cannot read fails the check
+/// (it used to be discarded).
+#[tokio::test]
+async fn the_connection_check_fails_on_a_document_it_cannot_read() {
+    let config = mongo();
+    let client = config.client().await.unwrap();
+    let coll = client
+        .database(config.database())
+        .collection::<Document>("recsys");
+    coll.insert_one(doc! { "user_id": "not a number", "recommendations": "not a list" })
+        .await
+        .unwrap();
+    let checks = connection_test(None, None, Some((&config, "recsys")), None).await;
+    assert_eq!(checks.len(), 1);
+    let line = checks[0].to_string();
+    assert!(
+        checks[0].result.is_err() && line.contains("FAILED"),
+        "{line}"
+    );
+    assert!(line.contains("user_id"), "{line}");
+    client.database(config.database()).drop().await.unwrap();
 }

@@ -374,7 +374,7 @@ async fn replace_keeps_the_old_table_when_a_late_batch_is_rejected() {
         .write(&table, WriteMode::Replace, batches(new))
         .await
         .unwrap_err();
-    let msg = steam_recsys::core::error_chain(&err);
+    let msg = common::chain_said_once(&err);
     assert!(msg.contains(&format!("{}.t", config.schema())), "{msg}");
     assert!(msg.contains("0x00"), "{msg}");
     let expected: Vec<(i32, String)> = (1..=3).map(|i| (i, format!("old {i}"))).collect();
@@ -501,7 +501,7 @@ async fn append_and_upsert() {
         .await
         .unwrap_err();
     assert!(
-        steam_recsys::core::error_chain(&err).contains("duplicate key"),
+        common::chain_said_once(&err).contains("duplicate key"),
         "{err}"
     );
     assert_eq!(labels(&config, "t").await.len(), 5);
@@ -584,7 +584,7 @@ async fn a_load_commits_all_tables_or_none() {
             batches(vec![numbered(1, 1, |_| "\0".into())]),
         )
         .await;
-    let e = steam_recsys::core::error_chain(&failed.unwrap_err());
+    let e = common::chain_said_once(&failed.unwrap_err());
     assert!(
         e.contains("\\0") || e.contains("0x00") || e.contains("NUL"),
         "{e}"
@@ -669,7 +669,7 @@ async fn wrong_password_names_host_and_user_never_the_password() {
         .with_password("not-the-password-xyzzy".into())
         .with_retries(3, Duration::from_millis(10));
     let err = bad.connect().await.unwrap_err();
-    let msg = steam_recsys::core::error_chain(&err);
+    let msg = common::chain_said_once(&err);
     assert!(msg.contains(&good.describe()), "{msg}");
     assert!(msg.contains("password authentication failed"), "{msg}");
     assert!(!msg.contains("xyzzy"), "{msg}");
@@ -793,7 +793,7 @@ async fn tls_is_used_and_the_server_certificate_verified() {
         .unwrap();
     assert!(status.success());
     let wrong = verified.clone().with_tls_root_certificate(other_ca.path());
-    let err = steam_recsys::core::error_chain(&ssl(&wrong).await.unwrap_err());
+    let err = common::chain_said_once(&ssl(&wrong).await.unwrap_err());
     assert!(
         err.contains("UnknownIssuer") && !err.contains("attempts"),
         "{err}"

@@ -329,6 +329,13 @@ impl Cause {
         }
     }
 
+    /// `inner` shown by its own text, its chain folded into it: for errors whose `Display`
+    /// already repeats their sources (object_store's, DataFusion's, parquet's), so that the chain
+    /// says each message once.
+    pub fn folded(inner: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Cause::new(inner.to_string(), inner)
+    }
+
     /// The original error (its own `Display` may show what the text left out).
     pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
         self.inner.as_ref()

@@ -268,3 +268,22 @@ pub fn write_recommendations(path: &std::path::Path, users: std::ops::Range<i32>
     w.write(&batch).unwrap();
     w.close().unwrap();
 }
+
+/// `err` and its causes in one line, asserting on the way that each is said once: no level's
+/// message repeats the text of the level under it (a backend's message says what was being done,
+/// its source why).
+pub fn chain_said_once(err: &steam_recsys::core::Error) -> String {
+    let levels: Vec<String> = std::iter::once(err as &(dyn std::error::Error + 'static))
+        .chain(steam_recsys::core::causes(err))
+        .map(|e| e.to_string())
+        .collect();
+    for pair in levels.windows(2) {
+        assert!(
+            pair[1].is_empty() || !pair[0].contains(&pair[1]),
+            "{:?} repeats its cause {:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+    steam_recsys::core::error_chain(err)
+}

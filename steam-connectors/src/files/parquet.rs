@@ -13,7 +13,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use steam_core::{
-    BatchStream, Error, RecordBatch, Result, SchemaRef, Sink, Source, TableRef, WriteMode,
+    BatchStream, Cause, Error, RecordBatch, Result, SchemaRef, Sink, Source, TableRef, WriteMode,
     WriteSummary,
 };
 use tokio::sync::mpsc;
@@ -172,15 +172,15 @@ impl Sink for ParquetDirSink {
         let writer = tokio::task::spawn_blocking(move || -> Result<u64> {
             let file = File::create(&staged).map_err(|e| Error::io(&staged, e))?;
             let mut w = ArrowWriter::try_new(file, schema, Some(props))
-                .map_err(|e| Error::backend(BACKEND, &writer_target, e))?;
+                .map_err(|e| Error::backend(BACKEND, &writer_target, Cause::folded(e)))?;
             let mut rows = 0u64;
             while let Some(batch) = rx.blocking_recv() {
                 rows += batch.num_rows() as u64;
                 w.write(&batch)
-                    .map_err(|e| Error::backend(BACKEND, &writer_target, e))?;
+                    .map_err(|e| Error::backend(BACKEND, &writer_target, Cause::folded(e)))?;
             }
             w.close()
-                .map_err(|e| Error::backend(BACKEND, &writer_target, e))?;
+                .map_err(|e| Error::backend(BACKEND, &writer_target, Cause::folded(e)))?;
             Ok(rows)
         });
         let mut failure = None;
@@ -276,7 +276,7 @@ impl ParquetFileSource {
             _ => Error::io(path, e),
         })?;
         ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| Error::backend(BACKEND, path.display().to_string(), e))
+            .map_err(|e| Error::backend(BACKEND, path.display().to_string(), Cause::folded(e)))
     }
 
     /// Reads the whole file into memory (for small tables and tests).
@@ -285,7 +285,7 @@ impl ParquetFileSource {
         Self::builder(&self.path)?
             .with_batch_size(self.batch_size)
             .build()
-            .map_err(|e| Error::backend(BACKEND, &target, e))?
+            .map_err(|e| Error::backend(BACKEND, &target, Cause::folded(e)))?
             .map(|b| b.map_err(|e| Error::arrow(format!("reading {target}"), e)))
             .collect()
     }

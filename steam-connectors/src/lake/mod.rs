@@ -267,7 +267,7 @@ impl Lake {
             backend: "lake",
             target: shown.clone(),
             message: String::new(),
-            source: Some(Box::new(e)),
+            source: Some(Box::new(steam_core::Cause::folded(e))),
         };
         let mut local = None;
         let store_url = match parsed.scheme() {
@@ -491,23 +491,27 @@ impl Lake {
         dates.sort();
         let Some(latest) = dates.last().copied() else {
             return match date {
-                Some(d) => Err(Error::Config {
-                    key: "date".into(),
-                    reason: format!("{self} has no {PARTITION_COLUMN} partitions, so not {d}'s"),
-                }),
+                Some(d) => Err(Error::backend_msg(
+                    "lake",
+                    self.url(),
+                    format!("no {PARTITION_COLUMN} partitions, so not {d}'s"),
+                )
+                .with_kind(ErrorKind::NotFound)),
                 None => Ok(None),
             };
         };
         let chosen = date.unwrap_or(latest);
         if !dates.contains(&chosen) {
             let have: Vec<String> = dates.iter().map(ToString::to_string).collect();
-            return Err(Error::Config {
-                key: "date".into(),
-                reason: format!(
-                    "{self} has no partition {PARTITION_COLUMN}={chosen} (it has {})",
+            return Err(Error::backend_msg(
+                "lake",
+                self.url(),
+                format!(
+                    "no partition {PARTITION_COLUMN}={chosen} (it has {})",
                     have.join(", ")
                 ),
-            });
+            )
+            .with_kind(ErrorKind::NotFound));
         }
         Ok(Some(chosen))
     }
@@ -576,7 +580,7 @@ impl Lake {
             backend: "lake",
             target: self.describe(location),
             message: String::new(),
-            source: Some(Box::new(e)),
+            source: Some(Box::new(steam_core::Cause::folded(e))),
         }
     }
 }
@@ -619,6 +623,38 @@ fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_missing_partition_is_not_found_and_names_the_dates_there_are() {
+        let lake = Lake::from_url("memory://lake/conformed").unwrap();
+        let table = lake.child("games_reviews");
+        let day = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        let err = table
+            .partition_date(Some(day("2026-01-02")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+        let object = table.path(&["record_created_dt=2026-01-01", "part-0.parquet"]);
+        lake.put(&object, b"x".to_vec()).await.unwrap();
+        assert_eq!(
+            table.partition_date(None).await.unwrap(),
+            Some(day("2026-01-01"))
+        );
+        let err = table
+            .partition_date(Some(day("2026-01-02")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("2026-01-02") && text.contains("it has 2026-01-01"),
+            "{text}"
+        );
+        assert!(
+            text.contains("memory://lake/conformed/games_reviews"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn urls_pick_the_store_and_prefix() {

@@ -37,7 +37,7 @@ fn df_error(target: &str, e: DataFusionError) -> Error {
         backend: "lake",
         target: target.to_owned(),
         message: String::new(),
-        source: Some(Box::new(e)),
+        source: Some(Box::new(steam_core::Cause::folded(e))),
     }
 }
 

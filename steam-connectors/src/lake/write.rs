@@ -295,7 +295,9 @@ pub(super) async fn upload_parquet(
 ) -> Result<(u64, u64)> {
     let target = lake.describe(location);
     upload(lake, location, batches, move |io| {
-        let fail = |e: parquet::errors::ParquetError| Error::backend("parquet", target.clone(), e);
+        let fail = |e: parquet::errors::ParquetError| {
+            Error::backend("parquet", target.clone(), steam_core::Cause::folded(e))
+        };
         let mut w = ArrowWriter::try_new(&mut io.out, schema, Some(props)).map_err(fail)?;
         let mut rows = 0;
         while let Some(batch) = io.batches.blocking_recv() {
