@@ -16,8 +16,9 @@ use steam_recsys::connectors::postgres::{PostgresConfig, PostgresSink};
 use steam_recsys::core::{batch_stream, Sink, Table, TableRef, WriteMode};
 
 fn postgres_url() -> String {
-    std::env::var("STEAM_TEST_POSTGRES_URL")
-        .expect("STEAM_TEST_POSTGRES_URL: start the servers with scripts/services (scripts/test does)")
+    std::env::var("STEAM_TEST_POSTGRES_URL").expect(
+        "STEAM_TEST_POSTGRES_URL: start the servers with scripts/services (scripts/test does)",
+    )
 }
 
 /// Five reviews: three recommend their game (one with unknown hours), one does not, one does not say.
@@ -31,10 +32,22 @@ async fn load_reviews(schema: &str) {
         table.schema(),
         vec![
             Arc::new(StringArray::from(vec![Some("good"); n])),
-            Arc::new(Float32Array::from(vec![Some(10.0), None, Some(0.0), Some(3.0), Some(1.0)])),
+            Arc::new(Float32Array::from(vec![
+                Some(10.0),
+                None,
+                Some(0.0),
+                Some(3.0),
+                Some(1.0),
+            ])),
             Arc::new(Int64Array::from(vec![Some(0); n])),
             Arc::new(Int64Array::from(vec![Some(0); n])),
-            Arc::new(BooleanArray::from(vec![Some(true), Some(true), Some(true), Some(false), None])),
+            Arc::new(BooleanArray::from(vec![
+                Some(true),
+                Some(true),
+                Some(true),
+                Some(false),
+                None,
+            ])),
             Arc::new(Date32Array::from(vec![Some(19_000); n])),
             Arc::new(Int32Array::from(vec![1, 2, 3, 4, 5])),
             Arc::new(Int32Array::from(vec![10, 20, 30, 40, 50])),
@@ -64,7 +77,11 @@ async fn the_positive_reviews_reach_the_parquet_file_with_their_weights() {
     let dir = tempfile_dir();
     let out = dir.join("positive.parquet");
     let done = run(&out, &schema);
-    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
 
     let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&out).unwrap())
         .unwrap()
@@ -73,8 +90,14 @@ async fn the_positive_reviews_reach_the_parquet_file_with_their_weights() {
     let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
     let mut got: Vec<(i32, f32)> = Vec::new();
     for b in &batches {
-        let users = b.column_by_name("user_id").unwrap().as_primitive::<arrow::datatypes::Int32Type>();
-        let weights = b.column_by_name("weight").unwrap().as_primitive::<Float32Type>();
+        let users = b
+            .column_by_name("user_id")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int32Type>();
+        let weights = b
+            .column_by_name("weight")
+            .unwrap()
+            .as_primitive::<Float32Type>();
         assert_eq!(weights.null_count(), 0);
         for i in 0..b.num_rows() {
             got.push((users.value(i), weights.value(i)));
@@ -93,7 +116,10 @@ async fn the_positive_reviews_reach_the_parquet_file_with_their_weights() {
     let failed = run(&out, &format!("{schema}_missing"));
     assert!(!failed.status.success());
     let stderr = String::from_utf8_lossy(&failed.stderr);
-    assert!(stderr.contains("postgres") && stderr.contains("_missing"), "{stderr}");
+    assert!(
+        stderr.contains("postgres") && stderr.contains("_missing"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(&out).unwrap(), before);
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
