@@ -59,7 +59,9 @@ pub async fn postgres_init(input: &InitInput, config: &PostgresConfig) -> Result
             options,
             ledger_dir,
         } => {
-            std::fs::create_dir_all(ledger_dir).map_err(|e| Error::io(ledger_dir, e))?;
+            tokio::fs::create_dir_all(ledger_dir)
+                .await
+                .map_err(|e| Error::io(ledger_dir, e))?;
             let load = sink.begin().await?;
             let summary = clean_into(options, &load, ledger_dir).await?;
             load.commit().await?;

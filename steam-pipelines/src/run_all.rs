@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use steam_connectors::lake::Lake;
 use steam_connectors::mongodb::MongoConfig;
 use steam_connectors::postgres::PostgresConfig;
-use steam_core::{Result, RunSummary, StageSummary, Table};
+use steam_core::{Error, Result, RunSummary, StageSummary, Table};
 
 use crate::{
     generate, postgres_init, process, serving, source_to_lake, train, GenerateOptions, InitInput,
@@ -253,8 +253,11 @@ pub async fn run_all(options: &RunAllOptions) -> Result<RunAllReport> {
             let dir = options.work.join("raw");
             let mut g = GenerateOptions::new(&dir, *reviews);
             g.seed = *seed;
+            // Generating is blocking work (CPU and file writes): off the runtime's workers.
             stage(&mut stages, p, "generate", "raw files", async {
-                generate(&g)
+                tokio::task::spawn_blocking(move || generate(&g))
+                    .await
+                    .map_err(|e| Error::from_join("generate", e))?
             })
             .await?;
             dir
