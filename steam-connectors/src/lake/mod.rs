@@ -277,11 +277,11 @@ impl Lake {
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match parsed.scheme() {
             "s3" | "s3a" => {
                 use object_store::aws::AmazonS3ConfigKey as Key;
-                let store = (if options.from_env {
-                    object_store::aws::AmazonS3Builder::from_env()
-                } else {
-                    object_store::aws::AmazonS3Builder::new()
-                })
+                let store = base(
+                    options,
+                    object_store::aws::AmazonS3Builder::from_env,
+                    object_store::aws::AmazonS3Builder::new,
+                )
                 .with_url(parsed.as_str())
                 .with_retry(retry)
                 .with_config(Key::Client(ClientConfigKey::Timeout), &timeout)
@@ -291,11 +291,11 @@ impl Lake {
             }
             "gs" => {
                 use object_store::gcp::GoogleConfigKey as Key;
-                let mut builder = (if options.from_env {
-                    object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                } else {
-                    object_store::gcp::GoogleCloudStorageBuilder::new()
-                })
+                let mut builder = base(
+                    options,
+                    object_store::gcp::GoogleCloudStorageBuilder::from_env,
+                    object_store::gcp::GoogleCloudStorageBuilder::new,
+                )
                 .with_url(parsed.as_str())
                 .with_retry(retry)
                 .with_config(Key::Client(ClientConfigKey::Timeout), &timeout);
@@ -312,11 +312,11 @@ impl Lake {
             }
             "az" | "azure" | "abfs" | "abfss" => {
                 use object_store::azure::AzureConfigKey as Key;
-                let store = (if options.from_env {
-                    object_store::azure::MicrosoftAzureBuilder::from_env()
-                } else {
-                    object_store::azure::MicrosoftAzureBuilder::new()
-                })
+                let store = base(
+                    options,
+                    object_store::azure::MicrosoftAzureBuilder::from_env,
+                    object_store::azure::MicrosoftAzureBuilder::new,
+                )
                 .with_url(parsed.as_str())
                 .with_retry(retry)
                 .with_config(Key::Client(ClientConfigKey::Timeout), &timeout)
@@ -618,6 +618,15 @@ fn store_key(url: &Url) -> String {
 fn redact(url: &str) -> String {
     let shown = steam_core::redact_url(url);
     shown.split('?').next().unwrap_or_default().to_owned()
+}
+
+/// A store builder over the environment's settings ([`LakeOptions::from_env`]) or not.
+fn base<B>(options: &LakeOptions, from_env: fn() -> B, new: fn() -> B) -> B {
+    if options.from_env {
+        from_env()
+    } else {
+        new()
+    }
 }
 
 #[cfg(test)]
