@@ -24,7 +24,6 @@ pub mod lake;
 pub mod mongodb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
-#[cfg(any(feature = "files", feature = "lake"))]
 #[cfg(feature = "redis")]
 pub mod redis;
 pub use steam_core::channel::{
