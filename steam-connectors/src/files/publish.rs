@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use steam_core::{Error, ErrorKind, Result};
 
-use super::staging::{remove_dead, StagingArea};
+use super::staging::{has_live_area, is_staging_name, remove_dead, StagingArea};
 use super::unblock;
 
 /// Files written together and published together into a directory, as `PostgresLoad` is for the
@@ -146,6 +146,11 @@ impl DirTransaction {
             return Ok(false);
         }
         let staging = self.area.path();
+        // Another writer at work inside the target (a sink's or an upload's staging area) would
+        // lose its area with the old tree: then files move one by one instead.
+        if has_live_area(&self.target) {
+            return Ok(false);
+        }
         match link_missing(&self.target, staging) {
             Ok(()) => {}
             Err((_, e)) if no_links(&e) => return Ok(false),
@@ -191,6 +196,10 @@ fn link_missing(from: &Path, into: &Path) -> std::result::Result<(), (PathBuf, i
     };
     for entry in fs::read_dir(from).map_err(at(from))? {
         let entry = entry.map_err(at(from))?;
+        // Staging areas are their writers' (dead ones here: live ones made the commit fall back).
+        if is_staging_name(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
         let source = entry.path();
         let dest = into.join(entry.file_name());
         let kind = entry.file_type().map_err(at(&source))?;
@@ -334,6 +343,23 @@ pub(super) mod tests {
         tx.commit().unwrap();
         assert_eq!(tree(&out), committed());
         assert_eq!(names(root.path()), ["processed"], "no staging area left");
+    }
+
+    /// Another writer at work inside the target (its staging area locked) keeps its area and what
+    /// it wrote there: the commit moves files one by one rather than exchange the directory.
+    #[test]
+    fn a_live_writers_area_inside_the_target_survives_a_commit() {
+        let (_root, out) = old_target();
+        let other = StagingArea::create(&out).unwrap();
+        std::fs::write(other.path().join("half-written.parquet"), "part").unwrap();
+        let tx = DirTransaction::begin(&out).unwrap();
+        write_new(&tx);
+        tx.commit().unwrap();
+        assert!(other.path().join("half-written.parquet").is_file());
+        other
+            .publish("half-written.parquet", &out.join("late.parquet"))
+            .unwrap();
+        assert!(out.join("late.parquet").is_file());
     }
 
     #[cfg(any(target_os = "linux", target_os = "android"))]

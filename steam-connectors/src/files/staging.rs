@@ -203,6 +203,30 @@ pub(crate) fn remove_dead(dir: &Path) -> Result<usize> {
     Ok(removed)
 }
 
+/// Whether `dir` or a directory under it holds a staging area whose writer is at work (its lock
+/// is held): a directory exchange over `dir` would take that area away from its writer.
+pub(crate) fn has_live_area(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_staging_name(&name) {
+            if name.ends_with(LOCK) {
+                let held = File::open(entry.path()).is_ok_and(|lock| lock.try_lock().is_err());
+                if held {
+                    return true;
+                }
+            }
+        } else if is_dir && has_live_area(&entry.path()) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Whether `path` names the file `file` is open on.
 #[cfg(unix)]
 fn is_at(file: &File, path: &Path) -> bool {
