@@ -257,6 +257,22 @@ impl MongoSink {
             let counts = self
                 .fill(&coll, table, keys, Put::Insert(Some(&run)), batches)
                 .await?;
+            // A concurrent replace of the same collection drops unfinished staging collections;
+            // an insert after that would have made a partial one: never swapped in.
+            let staged = coll
+                .count_documents(doc! {})
+                .await
+                .map_err(|e| self.error(&table.name, "counting the staging collection", e))?;
+            if staged != counts.0 {
+                return Err(Error::backend_msg(
+                    "mongodb",
+                    self.target(&table.name),
+                    format!(
+                        "the staging collection {staging} holds {staged} documents, not the {}                          written (another replace of the collection dropped it: replaces of one                          collection must not run at once); the old collection is kept",
+                        counts.0
+                    ),
+                ));
+            }
             self.swap(db, &staging, &table.name).await?;
             Ok(counts)
         }
@@ -357,12 +373,19 @@ impl MongoSink {
             })?;
         // A server that answers the command without renaming would leave the staging collection
         // beside the old one: caught here rather than trusted.
-        if self
-            .collection_names(db, collection)
-            .await?
-            .iter()
-            .any(|n| n == staging)
-        {
+        let names = match self.collection_names(db, collection).await {
+            Ok(names) => names,
+            // The rename was acknowledged: the swap happened, only its check could not be made.
+            Err(e) => {
+                tracing::warn!(
+                    "{}: could not check the swap after renameCollection: {}",
+                    self.target(collection),
+                    steam_core::error_chain(&e)
+                );
+                return Ok(());
+            }
+        };
+        if names.iter().any(|n| n == staging) {
             return Err(Error::Unsupported {
                 backend: "mongodb",
                 operation: format!(
