@@ -151,7 +151,10 @@ impl Sink for ParquetFileSink {
         let started = Instant::now();
         let staged = staging_path(&self.path);
         let io = |e| Error::io(&staged, e);
-        let parquet = |e| Error::backend("parquet file", staged.display().to_string(), e);
+        let parquet = |e| {
+            let cause = steam_recsys::core::Cause::folded(e);
+            Error::backend("parquet file", staged.display().to_string(), cause)
+        };
         let file = tokio::fs::File::create(&staged).await.map_err(io)?;
         let mut writer =
             AsyncArrowWriter::try_new(file, table.schema.clone(), None).map_err(parquet)?;
@@ -170,8 +173,18 @@ impl Sink for ParquetFileSink {
             let _ = tokio::fs::remove_file(&staged).await;
             return Err(e);
         }
-        let bytes = tokio::fs::metadata(&staged).await.map_err(io)?.len();
-        tokio::fs::rename(&staged, &self.path).await.map_err(io)?;
+        let published = async {
+            let bytes = tokio::fs::metadata(&staged).await?.len();
+            tokio::fs::rename(&staged, &self.path).await?;
+            Ok(bytes)
+        };
+        let bytes = match published.await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&staged).await;
+                return Err(io(e));
+            }
+        };
         Ok(WriteSummary::new(
             &table.name,
             rows,

@@ -44,7 +44,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// A local file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -124,7 +124,7 @@ pub enum Error {
         source: std::sync::Arc<Error>,
     },
     /// An Arrow compute or construction error, with what was being done.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Arrow {
         /// What was being done.
         context: String,

@@ -305,7 +305,7 @@ impl Source for ParquetFileSource {
             Self::builder(&path)?
                 .with_batch_size(batch_size)
                 .build()
-                .map_err(|e| Error::backend(BACKEND, &opening, e))
+                .map_err(|e| Error::backend(BACKEND, &opening, Cause::folded(e)))
         })
         .await?;
         Ok(spawn_blocking_stream(target.clone(), move |tx| {

@@ -349,7 +349,7 @@ impl PostgresConfig {
             .sleep(tokio::time::sleep)
             .when(transient)
             .notify(|e, wait| {
-                tracing::warn!(server = %self.describe(), "connection failed, retrying in {wait:?}: {e}")
+                tracing::warn!(server = %self.describe(), "connection failed, retrying in {wait:?}: {}", message(e))
             })
             .await;
         match result {
