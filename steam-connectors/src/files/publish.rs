@@ -371,7 +371,10 @@ pub(super) mod tests {
         write_new(&tx);
         tx.hooks.fail_before_exchange = true;
         let e = tx.commit().unwrap_err();
-        assert!(e.to_string().contains("injected failure"), "{e}");
+        assert!(
+            steam_core::error_chain(&e).contains("injected failure"),
+            "{e}"
+        );
         assert_eq!(tree(&out), before);
         assert_eq!(names(root.path()), ["processed"]);
         // The old files were linked, not moved or copied: still one file each.
