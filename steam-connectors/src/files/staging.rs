@@ -189,18 +189,23 @@ pub(crate) fn remove_dead(dir: &Path) -> Result<usize> {
             continue;
         };
         let lock_path = entry.path();
-        // Gone already (another cleaner, its writer ending), or not ours to open: skipped.
-        let Ok(lock) = File::open(&lock_path) else {
+        // Held by a writer at work, gone already, or not ours to open: skipped.
+        let Some(_lock) = take_lock(&lock_path) else {
             continue;
         };
-        if lock.try_lock().is_err() {
-            continue; // held by a writer at work, or no locks here
-        }
         if remove_area(&dir.join(area), &lock_path) {
             removed += 1;
         }
     }
     Ok(removed)
+}
+
+/// The lock of the area whose lock file is `lock_path`, taken, or `None` when its writer holds
+/// it (or the file cannot be opened: gone already, not ours, no locks here).
+fn take_lock(lock_path: &Path) -> Option<File> {
+    let lock = File::open(lock_path).ok()?;
+    lock.try_lock().ok()?;
+    Some(lock)
 }
 
 /// Whether `dir` or a directory under it holds a staging area whose writer is at work (its lock
@@ -214,11 +219,8 @@ pub(crate) fn has_live_area(dir: &Path) -> bool {
         let name = name.to_string_lossy();
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         if is_staging_name(&name) {
-            if name.ends_with(LOCK) {
-                let held = File::open(entry.path()).is_ok_and(|lock| lock.try_lock().is_err());
-                if held {
-                    return true;
-                }
+            if name.ends_with(LOCK) && take_lock(&entry.path()).is_none() {
+                return true;
             }
         } else if is_dir && has_live_area(&entry.path()) {
             return true;
