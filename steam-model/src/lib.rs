@@ -14,6 +14,10 @@
 //!   interactions through the Woodbury identity), entities in parallel
 //!   (rayon), items then users each iteration; deterministic for a seed whatever the number of
 //!   threads.
+//! - [`AlsModel::fit_warm`]: the same training from a previous model's factors (new users and
+//!   games initialized as `fit` does), [`WARM_ITERATIONS`] iterations for a day of new reviews;
+//!   [`AlsModel::factor_batches`] and [`AlsModel::from_factor_batches`] keep the factors between
+//!   runs as Arrow batches ([`AlsModel::factors_schema`]).
 //! - [`Holdout::evaluate`]: precision, recall, NDCG and MAP at k and catalog coverage of any
 //!   [`Recommender`]: the model, the [`Popularity`] and [`RandomItems`] baselines, or [`Lists`]
 //!   computed elsewhere. [`AlsModel::rmse`]: Spark's RMSE after the cold-start drop.
@@ -82,7 +86,7 @@ mod ratings;
 mod recommend;
 mod tune;
 
-pub use als::{AlsModel, AlsParams, Confidence, Feedback, Solver};
+pub use als::{AlsModel, AlsParams, Confidence, Feedback, Solver, WARM_ITERATIONS};
 pub use eval::{Holdout, Lists, Popularity, RandomItems, RankingMetrics, Recommender, Rmse};
 pub use ratings::{RatingColumns, Ratings};
 pub use steam_core::recommendations_schema;

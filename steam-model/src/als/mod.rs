@@ -8,7 +8,9 @@ mod implicit;
 mod layout;
 mod model;
 mod params;
+mod warm;
 
 pub(crate) use model::dot;
 pub use model::AlsModel;
 pub use params::{AlsParams, Confidence, Feedback, Solver};
+pub use warm::WARM_ITERATIONS;

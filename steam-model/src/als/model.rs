@@ -28,87 +28,7 @@ impl AlsModel {
     /// reads each rating's hours played and sign as [`AlsParams::confidence`] says; the explicit
     /// model fits the ratings. An empty input is an error.
     pub fn fit(ratings: &Ratings, params: &AlsParams) -> Result<AlsModel> {
-        params.check()?;
-        if ratings.is_empty() {
-            return Err(Error::Config {
-                key: "ratings".into(),
-                reason: "no ratings to train on".into(),
-            });
-        }
-        let rank = params.rank;
-        let users = IdIndex::new(ratings.users());
-        let items = IdIndex::new(ratings.items());
-        let dense = |index: &IdIndex, ids: &[i32]| -> Vec<u32> {
-            ids.par_iter()
-                .map(|id| index.get(*id).unwrap_or_default() as u32)
-                .collect()
-        };
-        let u = dense(&users, ratings.users());
-        let i = dense(&items, ratings.items());
-        let by_user = match params.feedback {
-            Feedback::Explicit => Grouped::new(users.len(), &u, &i, ratings.values()),
-            Feedback::Implicit => {
-                let alpha = params.alpha as f32;
-                let signed: Vec<f32> = ratings
-                    .values()
-                    .par_iter()
-                    .zip(ratings.hours())
-                    .map(|(r, h)| {
-                        let c = 1.0 + alpha * h.ln_1p();
-                        match params.confidence {
-                            Confidence::Signed if *r <= 0.0 => -c,
-                            _ => c,
-                        }
-                    })
-                    .collect();
-                Grouped::merged(users.len(), &u, &i, &signed)
-            }
-        };
-        drop((u, i));
-        // Grouped from the user groups, so each item's users come in ascending order and the
-        // item solves read the users' factors front to back instead of at random.
-        let owners: Vec<u32> = (0..users.len())
-            .flat_map(|e| {
-                std::iter::repeat_n(e as u32, by_user.offsets[e + 1] - by_user.offsets[e])
-            })
-            .collect();
-        let by_item = Grouped::new(items.len(), &by_user.others, &owners, &by_user.values);
-        drop(owners);
-
-        let reg = params.reg_param;
-        let (user_factors, item_factors) = match (params.feedback, params.solver) {
-            (Feedback::Implicit, Solver::ConjugateGradient { steps }) => {
-                // The `implicit` library's way: its initialization, users first, then items.
-                let mut user_factors = uniform_factors(users.len(), rank, params.seed, 1);
-                let mut item_factors = uniform_factors(items.len(), rank, params.seed, 2);
-                for _ in 0..params.iterations {
-                    solve_side_cg(&mut user_factors, &by_user, &item_factors, rank, reg, steps);
-                    solve_side_cg(&mut item_factors, &by_item, &user_factors, rank, reg, steps);
-                }
-                (user_factors, item_factors)
-            }
-            (feedback, _) => {
-                let mut user_factors = initial_factors(users.len(), rank, params.seed, 1);
-                let mut item_factors = initial_factors(items.len(), rank, params.seed, 2);
-                let solve = match feedback {
-                    Feedback::Explicit => solve_side,
-                    Feedback::Implicit => solve_side_implicit,
-                };
-                for _ in 0..params.iterations {
-                    solve(&mut item_factors, &by_item, &user_factors, rank, reg)?;
-                    solve(&mut user_factors, &by_user, &item_factors, rank, reg)?;
-                }
-                (user_factors, item_factors)
-            }
-        };
-        Ok(AlsModel {
-            params: params.clone(),
-            rank,
-            users,
-            items,
-            user_factors,
-            item_factors,
-        })
+        train(ratings, params, None)
     }
 
     /// The parameters the model was trained with.
@@ -161,6 +81,132 @@ impl AlsModel {
         let i = self.item_factors(item)?;
         Some(dot(u, i))
     }
+}
+
+/// [`AlsModel::fit`], or [`AlsModel::fit_warm`] with `previous`: the initial factors of the users
+/// and items `previous` knows are its factors (the caller checked its rank), the others the
+/// random initialization of their dense index.
+pub(super) fn train(
+    ratings: &Ratings,
+    params: &AlsParams,
+    previous: Option<&AlsModel>,
+) -> Result<AlsModel> {
+    params.check()?;
+    if ratings.is_empty() {
+        return Err(Error::Config {
+            key: "ratings".into(),
+            reason: "no ratings to train on".into(),
+        });
+    }
+    let rank = params.rank;
+    let users = IdIndex::new(ratings.users());
+    let items = IdIndex::new(ratings.items());
+    let dense = |index: &IdIndex, ids: &[i32]| -> Vec<u32> {
+        ids.par_iter()
+            .map(|id| index.get(*id).unwrap_or_default() as u32)
+            .collect()
+    };
+    let u = dense(&users, ratings.users());
+    let i = dense(&items, ratings.items());
+    let by_user = match params.feedback {
+        Feedback::Explicit => Grouped::new(users.len(), &u, &i, ratings.values()),
+        Feedback::Implicit => {
+            let alpha = params.alpha as f32;
+            let signed: Vec<f32> = ratings
+                .values()
+                .par_iter()
+                .zip(ratings.hours())
+                .map(|(r, h)| {
+                    let c = 1.0 + alpha * h.ln_1p();
+                    match params.confidence {
+                        Confidence::Signed if *r <= 0.0 => -c,
+                        _ => c,
+                    }
+                })
+                .collect();
+            Grouped::merged(users.len(), &u, &i, &signed)
+        }
+    };
+    drop((u, i));
+    // Grouped from the user groups, so each item's users come in ascending order and the
+    // item solves read the users' factors front to back instead of at random.
+    let owners: Vec<u32> = (0..users.len())
+        .flat_map(|e| std::iter::repeat_n(e as u32, by_user.offsets[e + 1] - by_user.offsets[e]))
+        .collect();
+    let by_item = Grouped::new(items.len(), &by_user.others, &owners, &by_user.values);
+    drop(owners);
+
+    // The `implicit` library's initialization for conjugate gradient, Spark's otherwise.
+    let init = match (params.feedback, params.solver) {
+        (Feedback::Implicit, Solver::ConjugateGradient { .. }) => uniform_factors,
+        _ => initial_factors,
+    };
+    let mut user_factors = init(users.len(), rank, params.seed, 1);
+    let mut item_factors = init(items.len(), rank, params.seed, 2);
+    if let Some(previous) = previous {
+        carry_over(
+            &mut user_factors,
+            &users,
+            &previous.users,
+            &previous.user_factors,
+            rank,
+        );
+        carry_over(
+            &mut item_factors,
+            &items,
+            &previous.items,
+            &previous.item_factors,
+            rank,
+        );
+    }
+
+    let reg = params.reg_param;
+    match (params.feedback, params.solver) {
+        (Feedback::Implicit, Solver::ConjugateGradient { steps }) => {
+            // The `implicit` library's order: users first, then items.
+            for _ in 0..params.iterations {
+                solve_side_cg(&mut user_factors, &by_user, &item_factors, rank, reg, steps);
+                solve_side_cg(&mut item_factors, &by_item, &user_factors, rank, reg, steps);
+            }
+        }
+        (feedback, _) => {
+            let solve = match feedback {
+                Feedback::Explicit => solve_side,
+                Feedback::Implicit => solve_side_implicit,
+            };
+            for _ in 0..params.iterations {
+                solve(&mut item_factors, &by_item, &user_factors, rank, reg)?;
+                solve(&mut user_factors, &by_user, &item_factors, rank, reg)?;
+            }
+        }
+    }
+    Ok(AlsModel {
+        params: params.clone(),
+        rank,
+        users,
+        items,
+        user_factors,
+        item_factors,
+    })
+}
+
+/// Overwrites the factors (`rank` each, in the order of `index`) of every id `from` knows with
+/// its factors `from_factors`.
+fn carry_over(
+    factors: &mut [f32],
+    index: &IdIndex,
+    from: &IdIndex,
+    from_factors: &[f32],
+    rank: usize,
+) {
+    factors
+        .par_chunks_mut(rank)
+        .zip(index.ids.par_iter())
+        .for_each(|(out, id)| {
+            if let Some(e) = from.get(*id) {
+                out.copy_from_slice(&from_factors[e * rank..(e + 1) * rank]);
+            }
+        });
 }
 
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
