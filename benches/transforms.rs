@@ -52,9 +52,7 @@ fn benches(c: &mut Criterion) {
             || {
                 ReviewCleaner::new(
                     index.clone(),
-                    ReviewOptions {
-                        reference_year: 2024,
-                    },
+                    ReviewOptions::new(2024, chrono::NaiveDate::from_ymd_opt(2024, 12, 1).unwrap()),
                 )
             },
             |mut cleaner| {

@@ -252,7 +252,7 @@ async fn reviews_semantics_users_and_rejects() {
 async fn strict_mode_fails_on_the_first_bad_record_and_keeps_old_output() {
     let raw = raw_dir(DESCRIPTIONS, RANKING, REVIEWS);
     let out = tempfile::tempdir().unwrap();
-    std::fs::write(out.path().join("games_description.parquet"), b"old").unwrap();
+    std::fs::write(out.path().join("games_ranking.parquet"), b"old").unwrap();
     let mut o = ProcessOptions::new(raw.path(), out.path());
     o.strict = true;
     let e = process(&o).await.unwrap_err();
@@ -278,7 +278,7 @@ async fn strict_mode_fails_on_the_first_bad_record_and_keeps_old_output() {
         "{msg}"
     );
     assert_eq!(
-        std::fs::read(out.path().join("games_description.parquet")).unwrap(),
+        std::fs::read(out.path().join("games_ranking.parquet")).unwrap(),
         b"old"
     );
     let left: Vec<_> = std::fs::read_dir(out.path())
@@ -418,4 +418,152 @@ async fn generated_data_every_record_is_accounted_for() {
     let max = *per_user.values().max().unwrap() as f64;
     let mean = r.num_rows() as f64 / per_user.len() as f64;
     assert!(max > 10.0 * mean, "max {max}, mean {mean}");
+}
+
+/// The (id, name) pairs of a processed dimension (or of games_description, with `name`).
+fn id_names(out: &std::path::Path, table: Table, id: &str, name: &str) -> Vec<(i32, String)> {
+    let b = common::table(out, table);
+    common::i32s(&b, id)
+        .into_iter()
+        .zip(common::strings(&b, name))
+        .map(|(i, n)| (i.unwrap(), n.unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_second_scrape_into_the_same_directory_keeps_every_id() {
+    let day1 = common::raw_dir(
+        "name,long_description,genres,release_date,developer,publisher,overall_player_rating,\
+         number_of_reviews_from_purchased_people,number_of_english_reviews\n\
+         Alpha,a,\"['RPG', 'Action']\",Nov 2018,['V'],['V'],Mixed,(10),1\n\
+         Beta,b,['RPG'],Nov 2018,['V'],['V'],Mixed,(10),1\n\
+         Gamma,c,['Indie'],Nov 2018,['W'],['V'],Mixed,(10),1\n",
+        "game_name,genre,rank_type,rank\nAlpha,RPG,Sales,1\nBeta,RPG,Review,2\n",
+        "review,hours_played,helpful,funny,recommendation,date,game_name,username\n\
+         good,1,0,0,Recommended,\"May 1, 2024\",Alpha,ann\n\
+         fine,1,0,0,Recommended,\"May 1, 2024\",Beta,bob\n",
+    );
+    // The store no longer lists Beta, lists a new game first, a new genre and a new rank type;
+    // a new review and a new user come first, the old review again, and the same review twice.
+    let day2 = common::raw_dir(
+        "name,long_description,genres,release_date,developer,publisher,overall_player_rating,\
+         number_of_reviews_from_purchased_people,number_of_english_reviews\n\
+         Omega,o,\"['Action', 'Arcade']\",Nov 2018,['X'],['V'],Mixed,(10),1\n\
+         Gamma,c2,['Indie'],Nov 2018,['W'],['V'],Mixed,(10),1\n\
+         Alpha,a,\"['RPG', 'Action']\",Nov 2018,['V'],['V'],Mixed,(10),1\n",
+        "game_name,genre,rank_type,rank\nOmega,Arcade,Trending,1\nAlpha,RPG,Sales,2\n",
+        "review,hours_played,helpful,funny,recommendation,date,game_name,username\n\
+         wow,1,0,0,Recommended,\"May 2, 2024\",Omega,cy\n\
+         good,9,5,0,Recommended,\"May 1, 2024\",Alpha,ann\n\
+         wow,1,0,0,Recommended,\"May 2, 2024\",Omega,cy\n",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let date = |d| chrono::NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+    let mut o = ProcessOptions::new(day1.path(), out.path());
+    o.run_date = date(1);
+    process(&o).await.unwrap();
+    let games1 = id_names(out.path(), Table::GamesDescription, "game_id", "name");
+    assert_eq!(
+        games1,
+        [(1, "Alpha".into()), (2, "Beta".into()), (3, "Gamma".into())]
+    );
+    let genres1 = id_names(out.path(), Table::GenreDimension, "genre_id", "genre");
+    assert_eq!(
+        genres1,
+        [(1, "Action".into()), (2, "Indie".into()), (3, "RPG".into())]
+    );
+
+    let mut o = ProcessOptions::new(day2.path(), out.path());
+    o.run_date = date(2);
+    let summary = process(&o).await.unwrap();
+    // Known ids stay; Omega is numbered after the largest; Beta, gone from the file, keeps its
+    // row (its reviews refer to it) and its id.
+    assert_eq!(
+        id_names(out.path(), Table::GamesDescription, "game_id", "name"),
+        [
+            (1, "Alpha".into()),
+            (2, "Beta".into()),
+            (3, "Gamma".into()),
+            (4, "Omega".into())
+        ]
+    );
+    let description = common::table(out.path(), Table::GamesDescription);
+    assert_eq!(
+        common::strings(&description, "long_description")[2].as_deref(),
+        Some("c2"),
+        "a game the file lists gets its new description"
+    );
+    assert_eq!(
+        id_names(out.path(), Table::GenreDimension, "genre_id", "genre"),
+        [
+            (1, "Action".into()),
+            (2, "Indie".into()),
+            (3, "RPG".into()),
+            (4, "Arcade".into())
+        ]
+    );
+    let beta_genres: Vec<_> = {
+        let m = common::table(out.path(), Table::GenreMapping);
+        common::i32s(&m, "game_id")
+            .into_iter()
+            .zip(common::i32s(&m, "genre_id"))
+            .filter(|(g, _)| *g == Some(2))
+            .map(|(_, n)| n.unwrap())
+            .collect()
+    };
+    assert_eq!(beta_genres, [3], "Beta keeps its mapping");
+    assert_eq!(
+        id_names(
+            out.path(),
+            Table::RankDimension,
+            "rank_type_id",
+            "rank_type"
+        ),
+        [
+            (1, "Sales".into()),
+            (2, "Review".into()),
+            (3, "Trending".into())
+        ]
+    );
+    assert_eq!(
+        id_names(out.path(), Table::UsersMapping, "user_id", "username"),
+        [(1, "ann".into()), (2, "bob".into()), (3, "cy".into())]
+    );
+    // Reviews: the table rebuilt from this input (bob's review of Beta is no longer in it), each
+    // review once, with the day it first arrived.
+    let reviews = common::table(out.path(), Table::GamesReviews);
+    let firsts = common::dates(&reviews, "first_seen");
+    let texts = common::strings(&reviews, "review");
+    let mut seen: Vec<(String, String)> = texts
+        .into_iter()
+        .zip(firsts)
+        .map(|(t, d)| (t.unwrap(), d.unwrap()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("good".into(), "2026-11-01".into()),
+            ("wow".into(), "2026-11-02".into())
+        ]
+    );
+    let f = summary.file("steam_game_reviews.csv").unwrap();
+    assert_eq!((f.raw, f.loaded, f.known, f.rejected), (3, 2, 0, 1));
+    let ledger = common::ledger(out.path(), "steam_game_reviews.csv");
+    assert!(
+        ledger[0].3.contains("duplicate review (first on line 2"),
+        "{ledger:?}"
+    );
+
+    // The same input once more changes nothing.
+    let before: Vec<_> = Table::ALL
+        .iter()
+        .map(|t| common::table(out.path(), *t))
+        .collect();
+    process(&o).await.unwrap();
+    let after: Vec<_> = Table::ALL
+        .iter()
+        .map(|t| common::table(out.path(), *t))
+        .collect();
+    assert_eq!(before, after);
 }

@@ -31,7 +31,8 @@ pub enum Table {
     /// Distinct reviewers: `user_id`, `username`.
     UsersMapping,
     /// One row per loaded review: `review`, `hours_played`, `helpful`, `funny`, `recommendation`,
-    /// `date`, `user_id`, `game_id`.
+    /// `date`, `user_id`, `game_id`, then `review_id` (the review's stable key, see
+    /// `steam_transforms::review_id`) and `first_seen` (the date of the run that first loaded it).
     GamesReviews,
     /// One row per ranking entry: `rank`, `game_id`, `genre_id`, `rank_type_id`.
     GamesRanking,
@@ -108,6 +109,8 @@ impl Table {
                 Field::new("date", DataType::Date32, true),
                 id("user_id"),
                 id("game_id"),
+                Field::new("review_id", DataType::Int64, false),
+                Field::new("first_seen", DataType::Date32, false),
             ],
             Table::GamesRanking => vec![
                 Field::new("rank", DataType::UInt8, false),
@@ -123,8 +126,8 @@ impl Table {
         Arc::new(Schema::new(fields))
     }
 
-    /// The columns that identify a row: the id of a dimension, the pair of a mapping, nothing for
-    /// the fact tables (`games_reviews`, `games_ranking`), whose rows have no natural key.
+    /// The columns that identify a row: the id of a dimension, the pair of a mapping, a review's
+    /// `review_id`, nothing for `games_ranking`, whose rows have no natural key.
     pub fn primary_key(self) -> &'static [&'static str] {
         match self {
             Table::GamesDescription => &["game_id"],
@@ -136,7 +139,8 @@ impl Table {
             Table::GenreMapping => &["game_id", "genre_id"],
             Table::DeveloperMapping => &["game_id", "developer_id"],
             Table::PublisherMapping => &["game_id", "publisher_id"],
-            Table::GamesReviews | Table::GamesRanking => &[],
+            Table::GamesReviews => &["review_id"],
+            Table::GamesRanking => &[],
         }
     }
 

@@ -90,7 +90,8 @@ pub trait Sink: Send + Sync {
 /// assert_eq!(served.keys, ["user_id"]);
 /// // A catalog table comes with its natural key, if it has one.
 /// assert_eq!(TableRef::from(Table::GenreMapping).keys, ["game_id", "genre_id"]);
-/// assert!(TableRef::from(Table::GamesReviews).keys.is_empty());
+/// assert_eq!(TableRef::from(Table::GamesReviews).keys, ["review_id"]);
+/// assert!(TableRef::from(Table::GamesRanking).keys.is_empty());
 /// ```
 #[derive(Debug, Clone)]
 pub struct TableRef {

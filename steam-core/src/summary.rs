@@ -28,9 +28,10 @@ impl WriteSummary {
     }
 }
 
-/// How many records of one raw file were loaded and how many were set aside.
+/// How many records of one raw file were loaded, how many an earlier run had loaded already, and
+/// how many were set aside.
 ///
-/// `loaded + rejected == raw` always holds for a finished run.
+/// `loaded + known + rejected == raw` always holds for a finished run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileSummary {
     /// The raw file's name.
@@ -41,12 +42,14 @@ pub struct FileSummary {
     pub loaded: u64,
     /// Records set aside in the rejects ledger.
     pub rejected: u64,
+    /// Records an earlier run loaded already (the same review again): not loaded twice.
+    pub known: u64,
 }
 
 impl FileSummary {
     /// Whether every record is accounted for.
     pub fn balanced(&self) -> bool {
-        self.loaded + self.rejected == self.raw
+        self.loaded + self.known + self.rejected == self.raw
     }
 }
 

@@ -1,14 +1,17 @@
 //! `games_description.csv` → games_description and the genre, developer and publisher tables.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Date32Array, Int32Array, RecordBatch, StringArray};
+use arrow::array::{
+    ArrayRef, AsArray, BooleanArray, Date32Array, Int32Array, RecordBatch, StringArray,
+};
 use arrow::datatypes::Int32Type;
 use steam_core::raw::RawFile;
 use steam_core::{Error, Reject, Result, Table};
 
 use crate::parse;
+use crate::prior::{Prior, DIMENSIONS};
 use crate::raw_batch::RawBatch;
 
 const NAME: usize = 0;
@@ -41,7 +44,9 @@ struct Game {
 ///
 /// Semantics:
 /// - `game_id` is the record's 1-based position in the file (malformed and rejected records keep
-///   their number, so ids do not shift when a record is set aside);
+///   their number, so ids do not shift when a record is set aside); with a [`Prior`]
+///   ([`DescriptionCleaner::with_prior`]) that knows games, a known name keeps its id and a new
+///   one gets the next id after the largest known, in file order;
 /// - `long_description` loses its leading "About This Game" and surrounding white space;
 /// - `release_date` from "19 Aug, 2024" or "Nov 2018" (first of the month), null when unparseable;
 /// - `number_of_english_reviews` from "2,258,990";
@@ -50,7 +55,11 @@ struct Game {
 ///   "Not enough data" and the count becomes the first integer of the original rating text;
 /// - genres, developer and publisher are Python list literals; each dimension holds the distinct
 ///   names of the loaded games sorted ascending (byte order) with ids from 1, each mapping one row
-///   per (game, name).
+///   per (game, name). With a [`Prior`], each dimension also keeps every name it knew, with its
+///   id, and new names (sorted ascending) get ids after the largest known;
+/// - with a [`Prior`], games it knows that the file no longer lists keep their games_description
+///   and mapping rows (reviews refer to them, and their ids stay theirs). Every table is sorted by
+///   its id (mappings by game, stably).
 ///
 /// Records set aside: malformed records, an empty name, a name already used by an earlier game
 /// (reviews and rankings join on it), a list that is not a list literal, a review count that is not
@@ -60,6 +69,31 @@ pub struct DescriptionCleaner {
     games: Vec<Game>,
     names: HashMap<String, u64>,
     records: i32,
+    prior: Arc<Prior>,
+    next_game: i32,
+}
+
+/// Concatenates `batches` of `table` and sorts the rows by the first column (stably).
+fn sorted_by_first(table: Table, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let fail = |e| Error::arrow(format!("building {table}"), e);
+    let all = arrow::compute::concat_batches(&table.schema(), batches).map_err(fail)?;
+    let ids = all
+        .column(0)
+        .as_primitive_opt::<Int32Type>()
+        .ok_or_else(|| Error::Schema {
+            target: table.name().to_owned(),
+            reason: "the first column is not Int32".to_owned(),
+        })?;
+    let mut order: Vec<u32> = (0..all.num_rows() as u32).collect();
+    order.sort_by_key(|i| ids.value(*i as usize)); // stable
+    let order = arrow::array::UInt32Array::from(order);
+    let columns = all
+        .columns()
+        .iter()
+        .map(|c| arrow::compute::take(c, &order, None))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fail)?;
+    RecordBatch::try_new(table.schema(), columns).map_err(fail)
 }
 
 /// The games and genres the other raw files join on, by name.
@@ -150,11 +184,34 @@ impl Default for DescriptionCleaner {
 impl DescriptionCleaner {
     /// A cleaner that has seen no records.
     pub fn new() -> Self {
+        Self::with_prior(Arc::new(Prior::new()))
+    }
+
+    /// A cleaner that keeps the ids of `prior` (see [`Prior`]).
+    pub fn with_prior(prior: Arc<Prior>) -> Self {
         DescriptionCleaner {
             games: Vec::new(),
             names: HashMap::new(),
             records: 0,
+            next_game: prior.games.max(),
+            prior,
         }
+    }
+
+    /// The id of a game named `name`: its known id, its position in the file on a first run, or
+    /// the next after the largest known.
+    fn game_id(&mut self, name: &str) -> Result<i32> {
+        if let Some(id) = self.prior.games.get(name) {
+            return Ok(id);
+        }
+        if self.prior.games.is_empty() {
+            return Ok(self.records);
+        }
+        self.next_game = self.next_game.checked_add(1).ok_or_else(|| Error::Schema {
+            target: RawFile::GamesDescription.file_name().to_owned(),
+            reason: "more games than an Int32 id can number".to_owned(),
+        })?;
+        Ok(self.next_game)
     }
 
     /// Cleans one raw batch; returns the records it set aside.
@@ -166,14 +223,28 @@ impl DescriptionCleaner {
                 target: RawFile::GamesDescription.file_name().to_owned(),
                 reason: "more games than an Int32 id can number".to_owned(),
             })?;
-            if let Err(r) = self.record(&raw, i) {
-                rejects.push(r);
+            match self.record(&raw, i) {
+                Ok(Ok(())) => {}
+                Ok(Err(r)) => rejects.push(r),
+                Err(e) => return Err(e),
             }
         }
         Ok(rejects)
     }
 
-    fn record(&mut self, raw: &RawBatch<'_>, i: usize) -> Result<(), Reject> {
+    fn record(&mut self, raw: &RawBatch<'_>, i: usize) -> Result<Result<(), Reject>> {
+        match self.parse_record(raw, i) {
+            Ok((line, game)) => {
+                let id = self.game_id(&game.name)?;
+                self.names.insert(game.name.clone(), line);
+                self.games.push(Game { id, ..game });
+                Ok(Ok(()))
+            }
+            Err(r) => Ok(Err(r)),
+        }
+    }
+
+    fn parse_record(&mut self, raw: &RawBatch<'_>, i: usize) -> Result<(u64, Game), Reject> {
         let line = raw.line(i);
         if let Some(r) = raw.malformed(i) {
             return Err(r);
@@ -209,23 +280,47 @@ impl DescriptionCleaner {
         } else {
             (!rating_text.is_empty()).then(|| rating_text.to_owned())
         };
-        self.names.insert(name.to_owned(), line);
-        self.games.push(Game {
-            id: self.records,
-            name: name.to_owned(),
-            long_description: parse::long_description(value(LONG_DESCRIPTION)).to_owned(),
-            release_date: parse::release_date(value(RELEASE_DATE)).map(parse::date32),
-            rating,
-            purchased,
-            english,
-            lists,
-        });
-        Ok(())
+        Ok((
+            line,
+            Game {
+                id: 0,
+                name: name.to_owned(),
+                long_description: parse::long_description(value(LONG_DESCRIPTION)).to_owned(),
+                release_date: parse::release_date(value(RELEASE_DATE)).map(parse::date32),
+                rating,
+                purchased,
+                english,
+                lists,
+            },
+        ))
     }
 
-    /// Builds the seven tables from every record pushed.
-    pub fn finish(self) -> Result<Descriptions> {
+    /// Builds the seven tables from every record pushed (and, with a [`Prior`], the rows it keeps).
+    pub fn finish(mut self) -> Result<Descriptions> {
+        self.games.sort_by_key(|g| g.id);
         let games = &self.games;
+        let prior = &self.prior;
+        let listed: HashSet<i32> = games.iter().map(|g| g.id).collect();
+        // Known games the file no longer lists: their rows are kept.
+        let kept = |batches: &[RecordBatch], table: Table| -> Result<Vec<RecordBatch>> {
+            batches
+                .iter()
+                .map(|b| {
+                    let ids = b.column(0).as_primitive_opt::<Int32Type>().ok_or_else(|| {
+                        Error::Schema {
+                            target: format!("earlier {table}"),
+                            reason: "game_id is not Int32".to_owned(),
+                        }
+                    })?;
+                    let keep: BooleanArray = ids
+                        .iter()
+                        .map(|id| Some(id.is_some_and(|id| !listed.contains(&id))))
+                        .collect();
+                    arrow::compute::filter_record_batch(b, &keep)
+                        .map_err(|e| Error::arrow(format!("keeping earlier {table}"), e))
+                })
+                .collect()
+        };
         let mut tables = Vec::with_capacity(7);
         let ids: ArrayRef = Arc::new(Int32Array::from_iter_values(games.iter().map(|g| g.id)));
         let description = RecordBatch::try_new(
@@ -245,33 +340,45 @@ impl DescriptionCleaner {
             ],
         )
         .map_err(|e| Error::arrow("building games_description", e))?;
+        let mut all = vec![description];
+        all.extend(kept(&prior.descriptions, Table::GamesDescription)?);
+        let description = sorted_by_first(Table::GamesDescription, &all)?;
+        let mut index_games = HashMap::new();
+        {
+            let ids = description.column(0).as_primitive::<Int32Type>();
+            let names = description.column(1).as_string::<i32>();
+            for (i, n) in ids.values().iter().zip(names.iter()) {
+                if let Some(n) = n {
+                    index_games.insert(n.to_owned(), *i);
+                }
+            }
+        }
         tables.push((Table::GamesDescription, description));
 
         let mut genres = HashMap::new();
-        for (k, (dim_table, map_table)) in [
-            (Table::GenreDimension, Table::GenreMapping),
-            (Table::DeveloperDimension, Table::DeveloperMapping),
-            (Table::PublisherDimension, Table::PublisherMapping),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let mut ids: BTreeMap<&str, i32> = games
+        for (k, (dim_table, map_table)) in DIMENSIONS.into_iter().enumerate() {
+            let known = &prior.dimensions[k];
+            let new: BTreeSet<&str> = games
                 .iter()
                 .flat_map(|g| g.lists[k].iter().map(String::as_str))
-                .map(|n| (n, 0))
+                .filter(|n| known.get(n).is_none())
                 .collect();
-            for (i, id) in ids.values_mut().enumerate() {
-                *id = i32::try_from(i + 1).map_err(|_| Error::Schema {
+            let mut ids: HashMap<&str, i32> = known.iter().collect();
+            let mut next = known.max();
+            for name in new {
+                next = next.checked_add(1).ok_or_else(|| Error::Schema {
                     target: dim_table.name().to_owned(),
                     reason: "more names than an Int32 id can number".to_owned(),
                 })?;
+                ids.insert(name, next);
             }
+            let mut rows: Vec<(i32, &str)> = ids.iter().map(|(n, i)| (*i, *n)).collect();
+            rows.sort_unstable();
             let dimension = RecordBatch::try_new(
                 dim_table.schema(),
                 vec![
-                    Arc::new(Int32Array::from_iter_values(ids.values().copied())),
-                    Arc::new(StringArray::from_iter_values(ids.keys())),
+                    Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0))),
+                    Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
                 ],
             )
             .map_err(|e| Error::arrow(format!("building {dim_table}"), e))?;
@@ -288,6 +395,9 @@ impl DescriptionCleaner {
                 ],
             )
             .map_err(|e| Error::arrow(format!("building {map_table}"), e))?;
+            let mut all = vec![mapping];
+            all.extend(kept(&prior.mappings[k], map_table)?);
+            let mapping = sorted_by_first(map_table, &all)?;
             if k == 0 {
                 genres = ids.iter().map(|(n, i)| ((*n).to_owned(), *i)).collect();
             }
@@ -295,7 +405,7 @@ impl DescriptionCleaner {
             tables.push((map_table, mapping));
         }
         let index = GameIndex {
-            games: games.iter().map(|g| (g.name.clone(), g.id)).collect(),
+            games: index_games,
             genres,
         };
         Ok(Descriptions {

@@ -6,6 +6,8 @@
 //!   year-less dates…), each total.
 //! - [`DescriptionCleaner`]: `games_description.csv` → games_description and the genre, developer
 //!   and publisher dimension and mapping tables, plus the [`GameIndex`] the other files join on.
+//! - [`Prior`]: what earlier runs loaded, so that every id is kept across runs and each review
+//!   (keyed by [`review_id`]) is loaded once.
 //! - [`ReviewCleaner`]: `steam_game_reviews.csv`, streamed → games_reviews batches, then
 //!   users_mapping.
 //! - [`RankingCleaner`]: `games_ranking.csv` → games_ranking, then rank_dimension.
@@ -19,13 +21,15 @@
 mod conform;
 mod descriptions;
 pub mod parse;
+mod prior;
 mod ranking;
 mod raw_batch;
 mod recommendations;
 mod reviews;
 
-pub use conform::{conform, conformed_schema, RECORD_CREATED_DT};
+pub use conform::{conform, conformed_schema, FIRST_SEEN, RECORD_CREATED_DT};
 pub use descriptions::{DescriptionCleaner, Descriptions, GameIndex};
+pub use prior::{review_id, Prior};
 pub use ranking::RankingCleaner;
 pub use raw_batch::RawBatch;
 pub use recommendations::remove_probability;
@@ -59,4 +63,7 @@ pub struct Cleaned {
     pub batch: RecordBatch,
     /// The records set aside, in input order.
     pub rejects: Vec<Reject>,
+    /// Records an earlier run loaded (see [`ReviewOptions::only_new`]): neither loaded nor set
+    /// aside.
+    pub known: usize,
 }

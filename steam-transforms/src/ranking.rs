@@ -8,6 +8,7 @@ use steam_core::raw::RawFile;
 use steam_core::{Error, Reject, Result, Table};
 
 use crate::descriptions::GameIndex;
+use crate::prior::Prior;
 use crate::Cleaned;
 
 const GAME: usize = 0;
@@ -17,7 +18,8 @@ const RANK: usize = 3;
 
 /// Cleans `games_ranking.csv`: `rank` UInt8, `game_id` and `genre_id` by name from the
 /// [`GameIndex`], `rank_type_id` numbered from 1 in order of first appearance over every well-formed
-/// record (as the reference did).
+/// record (as the reference did); with a [`Prior`], known rank types keep their ids and new ones are
+/// numbered after the largest, and rank_dimension keeps every known type.
 ///
 /// Records set aside: malformed records, an empty rank type, a rank that is not an integer from 0
 /// to 255, an unknown game, an unknown genre.
@@ -25,16 +27,25 @@ const RANK: usize = 3;
 pub struct RankingCleaner {
     index: Arc<GameIndex>,
     rank_types: HashMap<String, i32>,
-    names: Vec<String>,
+    next: i32,
 }
 
 impl RankingCleaner {
     /// A cleaner joining on `index`.
     pub fn new(index: Arc<GameIndex>) -> Self {
+        Self::with_prior(index, &Prior::new())
+    }
+
+    /// A cleaner joining on `index` that keeps the rank type ids of `prior`.
+    pub fn with_prior(index: Arc<GameIndex>, prior: &Prior) -> Self {
         RankingCleaner {
             index,
-            rank_types: HashMap::new(),
-            names: Vec::new(),
+            rank_types: prior
+                .rank_types
+                .iter()
+                .map(|(n, i)| (n.to_owned(), i))
+                .collect(),
+            next: prior.rank_types.max(),
         }
     }
 
@@ -63,10 +74,12 @@ impl RankingCleaner {
             let type_id = match self.rank_types.get(type_name) {
                 Some(id) => *id,
                 None => {
-                    let id = self.names.len() as i32 + 1;
-                    self.rank_types.insert(type_name.to_owned(), id);
-                    self.names.push(type_name.to_owned());
-                    id
+                    self.next = self.next.checked_add(1).ok_or_else(|| Error::Schema {
+                        target: Table::RankDimension.name().to_owned(),
+                        reason: "more rank types than an Int32 id can number".to_owned(),
+                    })?;
+                    self.rank_types.insert(type_name.to_owned(), self.next);
+                    self.next
                 }
             };
             let Ok(r) = raw.value(RANK, i).trim().parse::<u8>() else {
@@ -96,17 +109,23 @@ impl RankingCleaner {
             ],
         )
         .map_err(|e| Error::arrow("building games_ranking", e))?;
-        Ok(Cleaned { batch, rejects })
+        Ok(Cleaned {
+            batch,
+            rejects,
+            known: 0,
+        })
     }
 
-    /// rank_dimension: every rank type seen, with its id.
+    /// rank_dimension: every rank type seen (or known), with its id, by id.
     pub fn finish(self) -> Result<RecordBatch> {
-        let n = self.names.len() as i32;
+        let mut rows: Vec<(i32, String)> =
+            self.rank_types.into_iter().map(|(n, i)| (i, n)).collect();
+        rows.sort_unstable();
         RecordBatch::try_new(
             Table::RankDimension.schema(),
             vec![
-                Arc::new(Int32Array::from_iter_values(1..=n)),
-                Arc::new(StringArray::from(self.names)),
+                Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.1))),
             ],
         )
         .map_err(|e| Error::arrow("building rank_dimension", e))

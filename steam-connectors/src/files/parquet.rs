@@ -248,6 +248,7 @@ pub struct ParquetFileSource {
     path: PathBuf,
     schema: SchemaRef,
     batch_size: usize,
+    columns: Option<Vec<usize>>,
 }
 
 impl ParquetFileSource {
@@ -259,7 +260,47 @@ impl ParquetFileSource {
             schema: builder.schema().clone(),
             path,
             batch_size: 8192,
+            columns: None,
         })
+    }
+
+    /// Reads only `columns` (top-level, by name, in this order): the others are not decoded. A
+    /// name the file does not have is an error naming it.
+    pub fn select(mut self, columns: &[&str]) -> Result<Self> {
+        let mut indices = Vec::with_capacity(columns.len());
+        for c in columns {
+            let i = self.schema.index_of(c).map_err(|_| Error::Schema {
+                target: self.path.display().to_string(),
+                reason: format!("no column {c:?}"),
+            })?;
+            indices.push(i);
+        }
+        self.schema = std::sync::Arc::new(
+            self.schema
+                .project(&indices)
+                .map_err(|e| Error::arrow(format!("selecting from {}", self.path.display()), e))?,
+        );
+        self.columns = Some(indices);
+        Ok(self)
+    }
+
+    /// The reader of the file, of the selected columns.
+    fn reader(
+        path: &Path,
+        batch_size: usize,
+        columns: Option<&[usize]>,
+    ) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
+        let target = path.display().to_string();
+        let mut builder = Self::builder(path)?.with_batch_size(batch_size);
+        if let Some(columns) = columns {
+            let mask =
+                parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), columns.to_vec());
+            builder = builder.with_projection(mask);
+        }
+        let reader = builder
+            .build()
+            .map_err(|e| Error::backend(BACKEND, &target, Cause::folded(e)))?;
+        Ok(reader)
     }
 
     /// Sets the number of rows per batch.
@@ -282,12 +323,38 @@ impl ParquetFileSource {
     /// Reads the whole file into memory (for small tables and tests).
     pub fn read_all(&self) -> Result<Vec<RecordBatch>> {
         let target = self.path.display().to_string();
-        Self::builder(&self.path)?
-            .with_batch_size(self.batch_size)
-            .build()
-            .map_err(|e| Error::backend(BACKEND, &target, Cause::folded(e)))?
-            .map(|b| b.map_err(|e| Error::arrow(format!("reading {target}"), e)))
-            .collect()
+        let batches: Vec<RecordBatch> =
+            Self::reader(&self.path, self.batch_size, self.columns.as_deref())?
+                .map(|b| b.map_err(|e| Error::arrow(format!("reading {target}"), e)))
+                .collect::<Result<_>>()?;
+        self.ordered(batches)
+    }
+
+    /// Puts the selected columns in the order they were asked in (the reader gives file order).
+    fn ordered(&self, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+        batches.into_iter().map(|b| self.order(b)).collect()
+    }
+
+    fn order(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        if self.columns.is_none() {
+            return Ok(batch);
+        }
+        let columns = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| {
+                batch
+                    .column_by_name(f.name())
+                    .cloned()
+                    .ok_or_else(|| Error::Schema {
+                        target: self.path.display().to_string(),
+                        reason: format!("no column {:?}", f.name()),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        RecordBatch::try_new(self.schema.clone(), columns)
+            .map_err(|e| Error::arrow(format!("reading {}", self.path.display()), e))
     }
 }
 
@@ -299,18 +366,18 @@ impl Source for ParquetFileSource {
 
     async fn read(&self) -> Result<BatchStream> {
         let target = self.path.display().to_string();
-        let (path, batch_size, opening) = (self.path.clone(), self.batch_size, target.clone());
+        let (path, batch_size) = (self.path.clone(), self.batch_size);
+        let columns = self.columns.clone();
         // Opening reads the footer: on a blocking thread.
         let reader = unblock(&format!("opening {target}"), move || {
-            Self::builder(&path)?
-                .with_batch_size(batch_size)
-                .build()
-                .map_err(|e| Error::backend(BACKEND, &opening, Cause::folded(e)))
+            Self::reader(&path, batch_size, columns.as_deref())
         })
         .await?;
+        let this = self.clone();
         Ok(spawn_blocking_stream(target.clone(), move |tx| {
             for batch in reader {
                 let batch = batch.map_err(|e| Error::arrow(format!("reading {target}"), e))?;
+                let batch = this.order(batch)?;
                 if !tx.blocking_send(Ok(batch)) {
                     break;
                 }
