@@ -24,6 +24,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         raw: Lake::from_env(raw)?,
         conformed: Lake::from_env(conformed)?,
         date: chrono::Utc::now().date_naive(),
+        // Every day's partition of games_reviews (a full export).
+        reviews_since: None,
     };
     let summary = source_to_lake(&PostgresConfig::from_url(url)?, &options).await?;
     print!("{summary}");

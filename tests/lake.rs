@@ -61,6 +61,7 @@ async fn postgres_to_s3_and_back_in_both_layers() {
     let out = tempfile::tempdir().unwrap();
     let mut options = ProcessOptions::new(raw.path(), out.path());
     options.reference_year = 2024;
+    options.run_date = day(29);
     process(&options).await.unwrap();
     let config = common::postgres("lake_src");
     postgres_init(&InitInput::Processed(out.path().to_owned()), &config)
@@ -72,6 +73,7 @@ async fn postgres_to_s3_and_back_in_both_layers() {
         raw: Lake::from_env(&s3_url("raw")).unwrap(),
         conformed: Lake::from_env(&s3_url("conformed")).unwrap(),
         date: day(29),
+        reviews_since: None,
     };
     let summary = source_to_lake(&config, &options).await.unwrap();
     assert_eq!(summary.tables.len(), 22);
@@ -94,8 +96,16 @@ async fn postgres_to_s3_and_back_in_both_layers() {
                 "{table} column {c}"
             );
         }
-        // Raw: a CSV object with a header and the same rows.
-        let location = options.raw.path(&[&format!("{}.csv", table.name())]);
+        // Raw: a CSV object with a header and the same rows (reviews: one per day they arrived).
+        let location = if table == Table::GamesReviews {
+            options.raw.path(&[
+                "games_reviews",
+                "record_created_dt=2026-11-29",
+                "part-00000.csv",
+            ])
+        } else {
+            options.raw.path(&[&format!("{}.csv", table.name())])
+        };
         let bytes = options
             .raw
             .store()

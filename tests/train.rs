@@ -135,14 +135,16 @@ async fn trains_on_reviews_and_writes_every_users_top_ten_in_sparks_schema() {
 }
 
 #[tokio::test]
-async fn a_conformed_table_is_read_from_its_latest_partition_or_a_chosen_one() {
+async fn a_conformed_table_is_read_whole_or_one_days_partition() {
     let dir = tempfile::tempdir().unwrap();
     let tables = processed(dir.path(), 5_000).await;
     let reviews = common::table(&tables, Table::GamesReviews);
+    // Each partition holds the reviews that arrived that day.
     let half = reviews.slice(0, reviews.num_rows() / 2);
+    let rest = reviews.slice(half.num_rows(), reviews.num_rows() - half.num_rows());
     let conformed = lake(&dir.path().join("conformed"));
     let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
-    for (date, batch) in [(day(1), reviews.clone()), (day(2), half.clone())] {
+    for (date, batch) in [(day(1), half.clone()), (day(2), rest.clone())] {
         LakeParquetSink::new(conformed.clone(), date)
             .write(
                 &TableRef::from(Table::GamesReviews),
@@ -156,18 +158,23 @@ async fn a_conformed_table_is_read_from_its_latest_partition_or_a_chosen_one() {
     let out = lake(&dir.path().join("out.parquet"));
     let mut options = TrainOptions::new(table, out);
     options.holdout = 0.0;
-    let latest = train(&options).await.unwrap();
-    assert_eq!(latest.train_ratings, half.num_rows());
+    let whole = train(&options).await.unwrap();
+    assert_eq!(whole.train_ratings, reviews.num_rows());
     assert!(
-        latest.input.ends_with("record_created_dt=2026-11-02"),
+        whole.input.trim_end_matches('/').ends_with("games_reviews"),
         "{}",
-        latest.input
+        whole.input
     );
-    assert!(latest.test_rmse.is_none() && latest.metrics.is_none());
+    assert!(whole.test_rmse.is_none() && whole.metrics.is_none());
 
     options.date = Some(day(1));
     let first = train(&options).await.unwrap();
-    assert_eq!(first.train_ratings, reviews.num_rows());
+    assert_eq!(first.train_ratings, half.num_rows());
+    assert!(
+        first.input.ends_with("record_created_dt=2026-11-01"),
+        "{}",
+        first.input
+    );
 
     options.date = Some(day(3));
     let e = train(&options).await.unwrap_err().to_string();

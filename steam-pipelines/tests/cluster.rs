@@ -38,16 +38,18 @@ async fn generated_lake(dir: &Path, lake: &Lake, reviews: u64) {
     ] {
         let file = processed.join(format!("{}.parquet", table.name()));
         let batches = ParquetFileSource::open(&file).unwrap().read_all().unwrap();
-        let runs: &[(&str, usize)] = if table == Table::GamesReviews {
-            &[(FIRST, 1), (SECOND, batches.len())]
+        // Reviews arrive on two days (the first batch, then the rest); the other tables are one
+        // partition, the second run's.
+        let runs: &[(&str, std::ops::Range<usize>)] = if table == Table::GamesReviews {
+            &[(FIRST, 0..1), (SECOND, 1..batches.len())]
         } else {
-            &[(SECOND, batches.len())]
+            &[(SECOND, 0..batches.len())]
         };
-        for (date, n) in runs {
+        for (date, range) in runs {
             let date = day(date);
-            let conformed: Vec<_> = batches[..*n]
+            let conformed: Vec<_> = batches[range.clone()]
                 .iter()
-                .map(|b| steam_transforms::conform(table, b, date))
+                .map(|b| steam_transforms::conform(table, &arrived(table, b, date), date))
                 .collect();
             let schema = steam_transforms::conformed_schema(table);
             LakeParquetSink::new(lake.clone(), date)
@@ -60,6 +62,24 @@ async fn generated_lake(dir: &Path, lake: &Lake, reviews: u64) {
                 .unwrap();
         }
     }
+}
+
+/// `b` with its reviews' `first_seen` set to `date` (other tables as they are).
+fn arrived(
+    table: Table,
+    b: &arrow::array::RecordBatch,
+    date: NaiveDate,
+) -> arrow::array::RecordBatch {
+    if table != Table::GamesReviews {
+        return b.clone();
+    }
+    let i = b.schema().index_of("first_seen").unwrap();
+    let mut columns = b.columns().to_vec();
+    columns[i] = std::sync::Arc::new(arrow::array::Date32Array::from(vec![
+        arrow::datatypes::Date32Type::from_naive_date(date);
+        b.num_rows()
+    ]));
+    arrow::array::RecordBatch::try_new(b.schema(), columns).unwrap()
 }
 
 /// Joins across the three tables, group-bys, a window function and filters on

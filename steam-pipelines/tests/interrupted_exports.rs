@@ -27,6 +27,7 @@ async fn loaded_schema(work: &Path, name: &str) -> PostgresConfig {
     generate(&GenerateOptions::new(&raw, 20_000)).unwrap();
     let mut options = ProcessOptions::new(&raw, work.join("processed"));
     options.reference_year = 2024;
+    options.run_date = chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
     process(&options).await.unwrap();
     let schema = format!("{name}_{}", std::process::id());
     let config = PostgresConfig::from_url(&env("STEAM_TEST_POSTGRES_URL"))
@@ -44,7 +45,8 @@ async fn execute(config: &PostgresConfig, sql: &str) {
 }
 
 /// Swaps games_reviews for a view of the same rows that runs `plpgsql` once a row after the first
-/// `after` (the row's number is `i`).
+/// `after` (the row's number is `i`) of the export's read of the rows (not of its look-up of the
+/// days the reviews arrived on).
 async fn steer_reviews(config: &PostgresConfig, after: u32, plpgsql: &str) {
     let s = format!("\"{}\"", config.schema());
     execute(
@@ -55,7 +57,9 @@ async fn steer_reviews(config: &PostgresConfig, after: u32, plpgsql: &str) {
              CREATE FUNCTION {s}.steer(i bigint) RETURNS boolean LANGUAGE plpgsql AS $$
              BEGIN IF i > {after} THEN {plpgsql} END IF; RETURN true; END $$;
              CREATE VIEW {s}.games_reviews AS
-                 SELECT * FROM {s}.games_reviews_data WHERE {s}.steer(nextval('{s}.row_seq'));"
+                 SELECT * FROM {s}.games_reviews_data
+                 WHERE current_query() LIKE '%DISTINCT first_seen%'
+                    OR {s}.steer(nextval('{s}.row_seq'));"
         ),
     )
     .await;
@@ -80,14 +84,19 @@ async fn restore_reviews(config: &PostgresConfig) {
 }
 
 struct Lakes {
+    /// The raw layer.
+    root: PathBuf,
+    /// The raw layer's CSV of the reviews that arrived on 2026-11-29.
     raw: PathBuf,
     conformed: PathBuf,
 }
 
 impl Lakes {
     fn new(work: &Path) -> Self {
+        let root = work.join("lake/raw_games_data");
         Lakes {
-            raw: work.join("lake/raw_games_data"),
+            raw: root.join("games_reviews/record_created_dt=2026-11-29"),
+            root,
             conformed: work.join("lake/conformed_games_data"),
         }
     }
@@ -135,7 +144,7 @@ impl Lakes {
         staged(self.raw.clone()) && staged(self.partition())
     }
 
-    /// The rows pyarrow's dataset reader finds in the raw layer (every CSV of the directory) and
+    /// The rows pyarrow's dataset reader finds in the raw layer's reviews (every CSV under it) and
     /// in the conformed table (Hive-partitioned Parquet), or its error.
     fn read_by_pyarrow(&self) -> Result<(u64, u64), String> {
         let script = r#"
@@ -150,7 +159,7 @@ print(raw.count_rows(), conformed.count_rows())
         let out = Command::new(env("STEAM_TEST_PYTHON"))
             .arg("-c")
             .arg(script)
-            .arg(&self.raw)
+            .arg(self.root.join("games_reviews"))
             .arg(self.conformed.join("games_reviews"))
             .output()
             .unwrap();
@@ -179,7 +188,7 @@ fn export(config: &PostgresConfig, lakes: &Lakes) -> Command {
         ])
         .args(["--schema", config.schema()])
         .arg("--raw-lake")
-        .arg(&lakes.raw)
+        .arg(&lakes.root)
         .arg("--conformed-lake")
         .arg(&lakes.conformed)
         .env("POSTGRES_URL", env("STEAM_TEST_POSTGRES_URL"))
@@ -230,7 +239,7 @@ async fn a_killed_export_leaves_nothing_readers_trip_on_and_the_next_run_cleans_
 
     // What the killed writer left is hidden from table readers; the old data reads as before.
     let (visible, hidden) = lakes.names();
-    assert_eq!(visible, ["games_reviews.csv", "part-00000.parquet"]);
+    assert_eq!(visible, ["part-00000.csv", "part-00000.parquet"]);
     assert!(!hidden.is_empty());
     assert_eq!(lakes.read_by_pyarrow(), Ok(before));
 
@@ -238,7 +247,7 @@ async fn a_killed_export_leaves_nothing_readers_trip_on_and_the_next_run_cleans_
     restore_reviews(&config).await;
     run_ok(export(&config, &lakes));
     let (visible, hidden) = lakes.names();
-    assert_eq!(visible, ["games_reviews.csv", "part-00000.parquet"]);
+    assert_eq!(visible, ["part-00000.csv", "part-00000.parquet"]);
     assert!(hidden.is_empty(), "{hidden:?}");
     assert_eq!(lakes.read_by_pyarrow(), Ok(before));
 }
@@ -250,7 +259,7 @@ async fn a_source_failing_midway_publishes_neither_layer() {
     let lakes = Lakes::new(work.path());
     run_ok(export(&config, &lakes));
     let before = lakes.read_by_pyarrow().unwrap();
-    let raw_before = std::fs::read(lakes.raw.join("games_reviews.csv")).unwrap();
+    let raw_before = std::fs::read(lakes.raw.join("part-00000.csv")).unwrap();
 
     // Rows fail after the first 12,000: batches have reached both layers by then.
     steer_reviews(
@@ -267,14 +276,14 @@ async fn a_source_failing_midway_publishes_neither_layer() {
         "{err}"
     );
     let (visible, hidden) = lakes.names();
-    assert_eq!(visible, ["games_reviews.csv", "part-00000.parquet"]);
+    assert_eq!(visible, ["part-00000.csv", "part-00000.parquet"]);
     assert!(
         hidden.is_empty(),
         "a failed write cleans up after itself: {hidden:?}"
     );
     assert_eq!(lakes.read_by_pyarrow(), Ok(before));
     assert_eq!(
-        std::fs::read(lakes.raw.join("games_reviews.csv")).unwrap(),
+        std::fs::read(lakes.raw.join("part-00000.csv")).unwrap(),
         raw_before
     );
     restore_reviews(&config).await;

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float32Array, Int32Array, RecordBatch,
-    StringArray,
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float32Array, Int32Array, Int64Array,
+    RecordBatch, StringArray,
 };
 use arrow::datatypes::{Date32Type, Float64Type, Int64Type};
 use chrono::NaiveDate;
@@ -60,7 +60,11 @@ async fn put(lake: &Lake, date: NaiveDate, table: Table, b: RecordBatch) {
 /// One review: game, user, recommends, hours, date.
 type Review = (i32, i32, Option<bool>, Option<f32>, &'static str);
 
-fn reviews_batch(reviews: &[Review]) -> RecordBatch {
+/// The reviews as games_reviews rows that arrived on `arrived` (their `first_seen`).
+fn reviews_batch(reviews: &[Review], arrived: NaiveDate) -> RecordBatch {
+    let keys = reviews
+        .iter()
+        .map(|r| steam_transforms::review_id(&r.0.to_string(), &r.1.to_string(), r.4));
     let dates: Vec<i32> = reviews
         .iter()
         .map(|r| Date32Type::from_naive_date(day(r.4)))
@@ -90,6 +94,14 @@ fn reviews_batch(reviews: &[Review]) -> RecordBatch {
                 )),
             ),
             ("date", Arc::new(Date32Array::from(dates))),
+            ("review_id", Arc::new(Int64Array::from_iter_values(keys))),
+            (
+                "first_seen",
+                Arc::new(Date32Array::from(vec![
+                    Date32Type::from_naive_date(arrived);
+                    reviews.len()
+                ])),
+            ),
         ],
     )
 }
@@ -160,14 +172,32 @@ async fn hand_made(lake: &Lake) -> Vec<Review> {
         (3, 5, Some(true), Some(0.5), "2024-07-07"),
         (4, 3, Some(true), Some(7.0), "2024-08-08"),
     ];
-    put(lake, today, Table::GamesReviews, reviews_batch(&reviews)).await;
-    // Another run's partition, which must not count.
+    // Reviews that arrived on two days up to today: both count.
+    let (earlier, later) = reviews.split_at(3);
+    let before = day("2026-11-29");
+    put(
+        lake,
+        before,
+        Table::GamesReviews,
+        reviews_batch(earlier, before),
+    )
+    .await;
+    put(
+        lake,
+        today,
+        Table::GamesReviews,
+        reviews_batch(later, today),
+    )
+    .await;
+    // A later run's reviews, which arrived after the date the statistics are of: they must not
+    // count.
+    let after = day("2026-12-01");
     let other: Vec<Review> = vec![(1, 9, Some(false), Some(1000.0), "2020-01-01")];
     put(
         lake,
-        day("2026-11-29"),
+        after,
         Table::GamesReviews,
-        reviews_batch(&other),
+        reviews_batch(&other, after),
     )
     .await;
     put(
@@ -302,7 +332,7 @@ async fn stats_match_an_independent_computation_and_a_rerun_replaces_them() {
     let reviews = hand_made(&lake).await;
     let options = StatsOptions {
         conformed: lake.clone(),
-        date: None,
+        date: Some(day(TODAY)),
         cluster: None,
     };
     let summary = stats(&options).await.unwrap();
@@ -323,7 +353,7 @@ async fn stats_match_an_independent_computation_and_a_rerun_replaces_them() {
     .unwrap_err()
     .to_string();
     assert!(
-        missing.contains("2026-11-29") && missing.contains("2026-11-30"),
+        missing.contains("2026-11-29") && missing.contains("2026-12-01"),
         "{missing}"
     );
 }
@@ -338,7 +368,7 @@ async fn stats_on_a_cluster_are_the_local_ones() {
     let reviews = hand_made(&lake).await;
     let mut options = StatsOptions {
         conformed: lake.clone(),
-        date: None,
+        date: Some(day(TODAY)),
         cluster: None,
     };
     stats(&options).await.unwrap();

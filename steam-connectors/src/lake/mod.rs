@@ -452,27 +452,27 @@ impl Lake {
         })
     }
 
-    /// The rows of one run, as a lake: for a conformed table (a prefix with
-    /// `record_created_dt=YYYY-MM-DD` partitions), the partition of `date`, or the latest; for a
-    /// single object (`….parquet`) or a prefix without partitions, the lake itself. Each partition
-    /// of the conformed layer is a whole snapshot of its table, so reading one is reading the
-    /// table as of that run. A `date` with no partition is an error naming the dates there are.
+    /// A table of the conformed layer, or one partition of it: for a conformed table (a prefix
+    /// with `record_created_dt=YYYY-MM-DD` partitions), the partition of `date`, or with `None`
+    /// the whole table (every partition: each holds what arrived that day, and small tables are
+    /// one partition, so the whole table holds each row once); for a single object (`….parquet`)
+    /// or a prefix without partitions, the lake itself. A `date` with no partition is an error
+    /// naming the dates there are.
     pub async fn snapshot(&self, date: Option<chrono::NaiveDate>) -> Result<Lake> {
-        match self.partition_date(date).await? {
-            Some(chosen) => Ok(self.child(&format!("{PARTITION_COLUMN}={chosen}"))),
+        match date {
             None => Ok(self.clone()),
+            Some(date) => match self.partition_date(Some(date)).await? {
+                Some(chosen) => Ok(self.child(&format!("{PARTITION_COLUMN}={chosen}"))),
+                None => Ok(self.clone()),
+            },
         }
     }
 
-    /// The partition [`Lake::snapshot`] reads: `date` if this conformed table has it (else an
-    /// error naming the dates there are), or its latest; `None` for a single object or a prefix
-    /// without partitions (then a `date` is an error).
-    pub async fn partition_date(
-        &self,
-        date: Option<chrono::NaiveDate>,
-    ) -> Result<Option<chrono::NaiveDate>> {
+    /// The dates of this table's `record_created_dt=` partitions, ascending (none for a single
+    /// object or a prefix without partitions).
+    pub async fn partitions(&self) -> Result<Vec<chrono::NaiveDate>> {
         if self.prefix.as_ref().ends_with(".parquet") {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let listing = self
             .store
@@ -489,6 +489,49 @@ impl Lake {
             })
             .collect();
         dates.sort();
+        Ok(dates)
+    }
+
+    /// Removes this table's partition of `date`: every object under it (on a local directory,
+    /// the directory too when nothing else is left in it). A partition that is not there is not
+    /// an error.
+    pub async fn remove_partition(&self, date: chrono::NaiveDate) -> Result<()> {
+        use futures::TryStreamExt;
+        use object_store::ObjectStoreExt;
+        let partition = self.path(&[&format!("{PARTITION_COLUMN}={date}")]);
+        let objects: Vec<Path> = self
+            .store
+            .list(Some(&partition))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| self.error(&partition, e))?;
+        for object in objects {
+            match self.store.delete(&object).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.error(&object, e)),
+            }
+        }
+        if let Some(local) = &self.local {
+            if let Ok(dir) = local.path_to_filesystem(&partition) {
+                // Only an empty directory goes: another writer's staging area stays.
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+        Ok(())
+    }
+
+    /// The partition [`Lake::snapshot`] reads for `date`: `date` if this conformed table has it
+    /// (else an error naming the dates there are), or with `None` its latest; `None` for a single
+    /// object or a prefix without partitions (then a `date` is an error).
+    pub async fn partition_date(
+        &self,
+        date: Option<chrono::NaiveDate>,
+    ) -> Result<Option<chrono::NaiveDate>> {
+        if self.prefix.as_ref().ends_with(".parquet") {
+            return Ok(None);
+        }
+        let dates = self.partitions().await?;
         let Some(latest) = dates.last().copied() else {
             return match date {
                 Some(d) => Err(Error::backend_msg(

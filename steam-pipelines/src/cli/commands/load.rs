@@ -67,6 +67,7 @@ pub(super) async fn source_to_lake(
     postgres: PostgresArgs,
     layers: LayerArgs,
     date: Option<chrono::NaiveDate>,
+    reviews_since: Option<chrono::NaiveDate>,
     settings: &Settings,
 ) -> Result<()> {
     let config = settings.postgres_of(&postgres)?;
@@ -75,7 +76,8 @@ pub(super) async fn source_to_lake(
         group: tables,
         raw,
         conformed,
-        date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
+        date: date.unwrap_or_else(crate::process::today),
+        reviews_since,
     };
     let summary = crate::source_to_lake(&config, &options).await?;
     out!("{summary}");
