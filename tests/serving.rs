@@ -504,17 +504,7 @@ async fn reader_loop(
     let mut answers = 0;
     while !stop.load(Ordering::Relaxed) {
         let user = fastrand_user(&users, answers);
-        let (status, body) = get(&client, &format!("{base}/users/{user}/recommendations")).await;
-        assert_eq!(status, 200, "user {user}: {body}");
-        assert!(
-            body.get("fallback").is_none(),
-            "user {user} missing: {body}"
-        );
-        let got = ids(&body);
-        let salt = got[0] - i64::from(user) * 10;
-        assert!(salt == 0 || salt == 5, "user {user}: {body}");
-        let want: Vec<i64> = (0..3).map(|k| i64::from(user) * 10 + salt + k).collect();
-        assert_eq!(got, want, "one load's whole list");
+        let (salt, body) = whole_list(&client, &base, user).await;
         let model = body["model"].as_str().unwrap().to_owned();
         let mut seen = models.lock().unwrap();
         let expected = *seen.entry(model.clone()).or_insert(salt);
@@ -583,6 +573,92 @@ async fn readers_never_miss_a_user_or_mix_two_loads_through_swaps_and_refreshes(
     }
     let seen = models.lock().unwrap().clone();
     assert_eq!(seen.len(), 4, "the readers saw every load: {seen:?}");
+    drop_database(&mongo).await;
+}
+
+/// Reads random users of `users` until `stop`, asserting each answer is one whole list of the
+/// user's (salt 0 or 5), never a fallback; returns the answers.
+async fn changed_reader(base: String, users: std::ops::Range<i32>, stop: Arc<AtomicBool>) -> usize {
+    let client = reqwest::Client::new();
+    let mut answers = 0;
+    while !stop.load(Ordering::Relaxed) {
+        whole_list(&client, &base, fastrand_user(&users, answers)).await;
+        answers += 1;
+    }
+    answers
+}
+
+/// Asks for `user`'s list, asserting it is there (no fallback) and one load's whole list (salt 0
+/// or 5); returns the salt and the answer.
+async fn whole_list(client: &reqwest::Client, base: &str, user: i32) -> (i64, serde_json::Value) {
+    let (status, body) = get(client, &format!("{base}/users/{user}/recommendations")).await;
+    assert_eq!(status, 200, "user {user}: {body}");
+    assert!(
+        body.get("fallback").is_none(),
+        "user {user} missing: {body}"
+    );
+    let got = ids(&body);
+    let salt = got[0] - i64::from(user) * 10;
+    assert!(salt == 0 || salt == 5, "user {user}: {body}");
+    let want: Vec<i64> = (0..3).map(|k| i64::from(user) * 10 + salt + k).collect();
+    assert_eq!(got, want, "one load's whole list");
+    (salt, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_only_refresh_writes_the_changes_and_readers_see_whole_lists() {
+    let mongo = mongo();
+    let redis = common::redis("changed");
+    let fixture = Fixture::new(1..3001);
+    let served = steam_recsys::pipelines::serving::served_file(&fixture.results).unwrap();
+    let load = |only_changed: bool| {
+        let mut load = ServingLoad::new(fixture.results.clone(), mongo.clone(), "recsys");
+        load.users = Some(fixture.conformed.clone());
+        load.redis = Some(redis.clone());
+        load.served = Some(served.clone());
+        load.only_changed = only_changed;
+        load
+    };
+    // A full load, which keeps a copy of what it served.
+    common::write_recommendations(&fixture.results_file, 1..2801, 0);
+    let full = lake_to_serving(&load(true)).await.unwrap();
+    let mongo_rows = |s: &steam_recsys::core::RunSummary, table: &str| {
+        s.tables
+            .iter()
+            .find(|t| t.table == format!("{table} → mongodb"))
+            .unwrap()
+            .rows
+    };
+    assert_eq!(mongo_rows(&full, "recsys"), 2800, "no copy yet: everything");
+
+    let (cached, _stop_a) = start_api(&mongo, Some(&redis)).await;
+    let (stored, _stop_b) = start_api(&mongo, None).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = [cached, stored]
+        .into_iter()
+        .map(|base| tokio::spawn(changed_reader(base, 1..2801, stop.clone())))
+        .collect();
+    // A third of the users get another list, 200 users are new: only they are written.
+    let changed = |u: i32| if u % 3 == 0 { 5 } else { 0 };
+    common::write_recommendations_with(&fixture.results_file, 1..3001, changed);
+    let refresh = lake_to_serving(&load(true)).await.unwrap();
+    let moved = (1..2801).filter(|u| u % 3 == 0).count() as u64;
+    assert_eq!(mongo_rows(&refresh, "recsys"), moved + 200);
+    // The users mapping: only the users after the largest id served before.
+    assert_eq!(mongo_rows(&refresh, "recsys_users"), 200);
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.await.unwrap() > 0);
+    }
+    // Both stores hold every user's newest list.
+    let cached = read_back(&redis, "recsys").await;
+    assert_eq!(cached.len(), 3000);
+    for u in 1..3001 {
+        assert_eq!(cached[&u][0], u * 10 + changed(u), "user {u}");
+    }
+    // The same results again: nothing to write.
+    let again = lake_to_serving(&load(true)).await.unwrap();
+    assert_eq!(mongo_rows(&again, "recsys"), 0);
     drop_database(&mongo).await;
 }
 

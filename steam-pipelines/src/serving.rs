@@ -1,6 +1,8 @@
 //! The serving load (the reference's gcs_to_mongodb, with Redis as the serving copy) and
 //! connection_testing.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
@@ -39,6 +41,83 @@ pub struct ServingLoad {
     /// The recommendations' key columns (default `user_id`): what MongoDB's refresh and upsert
     /// match documents on, and Redis keys its entries by (there one column only).
     pub keys: Vec<String>,
+    /// Where a copy of the results last served is kept (see [`served_file`]): after a load that
+    /// succeeds in every store, the results loaded are copied there by the store (on a local
+    /// directory a hard link: results are to be replaced by a rename, as `train` publishes them,
+    /// not rewritten in place).
+    pub served: Option<Lake>,
+    /// Write only what changed since the results in [`ServingLoad::served`] (when there are
+    /// some): the users whose list differs and the new users, upserted (never removed), and
+    /// users_mapping's users after the largest id served before. A reader gets a user's old
+    /// list or new list, whole, throughout, also when the load dies midway; the copy is then
+    /// still the old one, so the next load writes everything that changed since.
+    pub only_changed: bool,
+}
+
+/// The copy of the results last served, for results object `results`: beside it,
+/// `<name>.served.parquet`. `None` when `results` is not a `.parquet` object.
+pub fn served_file(results: &Lake) -> Option<Lake> {
+    let object = results.path(&[]);
+    let file = object.filename()?.strip_suffix(".parquet")?.to_owned();
+    results.sibling(&format!("{file}.served.parquet"))
+}
+
+/// The lists of the results last served, by user, if there is a copy.
+async fn read_served(served: &Lake) -> Result<Option<HashMap<i32, Vec<i32>>>> {
+    use arrow::array::{Array, AsArray, ListArray};
+    use arrow::datatypes::Int32Type;
+    let source = match LakeSource::objects(served).await {
+        Ok(source) => source,
+        Err(e) if e.kind() == steam_core::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut lists = HashMap::new();
+    let mut batches = source.read().await?;
+    while let Some(batch) = batches.next().await {
+        let batch = remove_probability(&batch?)?;
+        let users = batch.column(0).as_primitive::<Int32Type>();
+        let recs: &ListArray = batch.column(1).as_list::<i32>();
+        for (i, user) in users.values().iter().enumerate() {
+            let games: Vec<i32> = if recs.is_null(i) {
+                Vec::new()
+            } else {
+                let list = recs.value(i);
+                list.as_primitive::<Int32Type>().iter().flatten().collect()
+            };
+            lists.insert(*user, games);
+        }
+    }
+    Ok(Some(lists))
+}
+
+/// The rows of a served batch whose list differs from `before`'s (or whose user it lacks).
+fn changed_rows(
+    batch: &steam_core::RecordBatch,
+    before: &HashMap<i32, Vec<i32>>,
+) -> Result<steam_core::RecordBatch> {
+    use arrow::array::{Array, AsArray, BooleanArray, ListArray};
+    use arrow::datatypes::Int32Type;
+    let users = batch.column(0).as_primitive::<Int32Type>();
+    let recs: &ListArray = batch.column(1).as_list::<i32>();
+    let keep: BooleanArray = users
+        .values()
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let now: Vec<i32> = if recs.is_null(i) {
+                Vec::new()
+            } else {
+                recs.value(i)
+                    .as_primitive::<Int32Type>()
+                    .iter()
+                    .flatten()
+                    .collect()
+            };
+            Some(before.get(user) != Some(&now))
+        })
+        .collect();
+    arrow::compute::filter_record_batch(batch, &keep)
+        .map_err(|e| Error::arrow("choosing the changed users", e))
 }
 
 impl ServingLoad {
@@ -53,6 +132,8 @@ impl ServingLoad {
             redis: None,
             mode: WriteMode::Replace,
             keys: vec!["user_id".into()],
+            served: None,
+            only_changed: false,
         }
     }
 }
@@ -158,17 +239,30 @@ pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
     let tables = ServingTables::of(&load.collection);
     let mut written = Vec::new();
 
+    let before = match (&load.served, load.only_changed) {
+        (Some(served), true) => read_served(served).await?.map(Arc::new),
+        _ => None,
+    };
+    let mode = if before.is_some() {
+        WriteMode::Upsert
+    } else {
+        load.mode
+    };
     let input = LakeSource::objects(&load.results).await?;
-    let served = input
-        .read()
-        .await?
-        .map(|batch| batch.and_then(|b| remove_probability(&b)));
+    let changed = before.clone();
+    let served = input.read().await?.map(move |batch| {
+        let batch = batch.and_then(|b| remove_probability(&b))?;
+        match &changed {
+            Some(before) => changed_rows(&batch, before),
+            None => Ok(batch),
+        }
+    });
     written.extend(
         write_both(
             load,
             &run,
             TableRef::new(&tables.recommendations, served_schema()).with_keys(&load.keys),
-            load.mode,
+            mode,
             batch_stream(served),
         )
         .await?,
@@ -198,16 +292,56 @@ pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
         let users = LakeSource::objects(&snapshot)
             .await?
             .select(&["username", "user_id"])?;
+        // With only the changes: the users after the largest id served before (ids only grow).
+        let after = before
+            .as_ref()
+            .map(|before| before.keys().copied().max().unwrap_or(0));
+        let users = users.read().await?.map(move |batch| {
+            use arrow::array::AsArray;
+            let batch = batch?;
+            let Some(after) = after else {
+                return Ok(batch);
+            };
+            let ids = batch
+                .column(1)
+                .as_primitive_opt::<arrow::datatypes::Int32Type>()
+                .ok_or_else(|| Error::Schema {
+                    target: "users_mapping".into(),
+                    reason: "user_id is not Int32".into(),
+                })?;
+            let keep: arrow::array::BooleanArray = ids
+                .iter()
+                .map(|id| Some(id.is_some_and(|id| id > after)))
+                .collect();
+            arrow::compute::filter_record_batch(&batch, &keep)
+                .map_err(|e| Error::arrow("choosing the new users", e))
+        });
         written.extend(
             write_both(
                 load,
                 &run,
                 TableRef::new(&tables.users, users_schema()).with_keys(["username"]),
-                WriteMode::Replace,
-                users.read().await?,
+                if after.is_some() {
+                    WriteMode::Upsert
+                } else {
+                    WriteMode::Replace
+                },
+                batch_stream(users),
             )
             .await?,
         );
+    }
+    if let Some(served) = &load.served {
+        // Every store has these results now: they are what the next load compares with.
+        use object_store::ObjectStoreExt;
+        let (from, to) = (load.results.path(&[]), served.path(&[]));
+        if load.results.store().head(&from).await.is_ok() {
+            load.results
+                .store()
+                .copy(&from, &to)
+                .await
+                .map_err(|e| served.error(&to, e))?;
+        }
     }
     stages.push(StageSummary::since("popular and users", t));
     stages.push(StageSummary::since("lake_to_serving", started));
@@ -229,11 +363,14 @@ async fn write_both(
     batches: BatchStream,
 ) -> Result<Vec<WriteSummary>> {
     let mongo = MongoSink::new(load.mongo.clone()).with_run_id(run);
+    let changes = load.only_changed;
     let to_mongo = |batches: BatchStream| {
         let (mongo, table) = (&mongo, &table);
         async move {
             match mode {
                 WriteMode::Replace => mongo.refresh(table, batches).await,
+                // Changes only: the keys written refreshed, the others left alone.
+                WriteMode::Upsert if changes => mongo.refresh_keys(table, batches).await,
                 other => mongo.write(table, other, batches).await,
             }
         }

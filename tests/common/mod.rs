@@ -231,6 +231,15 @@ pub fn redis(prefix: &str) -> steam_recsys::connectors::redis::RedisConfig {
 /// Writes `user_recommendations` in Spark's schema to `path`: users `users`, each with the three
 /// games `user * 10 + salt + 0..3`, best first.
 pub fn write_recommendations(path: &std::path::Path, users: std::ops::Range<i32>, salt: i32) {
+    write_recommendations_with(path, users, |_| salt)
+}
+
+/// [`write_recommendations`] with each user's own salt.
+pub fn write_recommendations_with(
+    path: &std::path::Path,
+    users: std::ops::Range<i32>,
+    salt: impl Fn(i32) -> i32,
+) {
     let schema = steam_recsys::core::recommendations_schema();
     let arrow::datatypes::DataType::List(item) = schema.field(1).data_type().clone() else {
         unreachable!()
@@ -241,7 +250,10 @@ pub fn write_recommendations(path: &std::path::Path, users: std::ops::Range<i32>
     let n = users.len();
     let games: Vec<i32> = users
         .clone()
-        .flat_map(|u| (0..3).map(move |k| u * 10 + k + salt))
+        .flat_map(|u| {
+            let salt = salt(u);
+            (0..3).map(move |k| u * 10 + k + salt)
+        })
         .collect();
     let ratings: Vec<f32> = (0..games.len()).map(|i| 1.0 - i as f32 / 1000.0).collect();
     let structs = arrow::array::StructArray::new(
@@ -262,11 +274,14 @@ pub fn write_recommendations(path: &std::path::Path, users: std::ops::Range<i32>
         ],
     )
     .unwrap();
+    // Written aside and renamed into place, as `train` publishes it.
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let file = std::fs::File::create(path).unwrap();
+    let aside = path.with_extension("parquet.tmp");
+    let file = std::fs::File::create(&aside).unwrap();
     let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
+    std::fs::rename(&aside, path).unwrap();
 }
 
 /// `err` and its causes in one line, asserting on the way that each is said once: no level's

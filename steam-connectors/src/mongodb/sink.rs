@@ -139,7 +139,7 @@ impl MongoSink {
         let coll = self.database().await?.collection(&table.name);
         let run = self.prepare_refresh(&coll, keys).await?;
         let (rows, bytes) = self
-            .fill(&coll, table, keys, Put::Insert(Some(&run)), batches)
+            .fill(&coll, table, keys, Put::Insert(Some(&run)), batches, None)
             .await?;
         // One sweep: every document of an earlier run, or of no run (inserted).
         coll.delete_many(doc! { "$or": [
@@ -148,6 +148,56 @@ impl MongoSink {
         ] })
         .await
         .map_err(|e| self.error(&table.name, "removing documents of earlier runs", e))?;
+        Ok(WriteSummary::new(
+            &table.name,
+            rows,
+            bytes,
+            started.elapsed(),
+        ))
+    }
+
+    /// [`MongoSink::refresh`] of the keys written only: the rows' documents are added under this
+    /// load's run, then the earlier documents of those keys are removed; documents of other keys
+    /// stay as they are. For loads of what changed: a reader of a key written finds its old
+    /// document until the new one is there (readers take the newest), never none; a load that
+    /// dies midway leaves some keys new and the others old, each whole.
+    pub async fn refresh_keys(
+        &self,
+        table: &TableRef,
+        batches: BatchStream,
+    ) -> Result<WriteSummary> {
+        let started = Instant::now();
+        let keys = table.checked_keys(&self.target(&table.name), "a refresh")?;
+        let coll = self.database().await?.collection(&table.name);
+        let run = self.prepare_refresh(&coll, keys).await?;
+        let mut written = Vec::new();
+        let (rows, bytes) = self
+            .fill(
+                &coll,
+                table,
+                keys,
+                Put::Insert(Some(&run)),
+                batches,
+                Some(&mut written),
+            )
+            .await?;
+        let earlier = doc! { "$or": [
+            { RUN_FIELD: { "$lt": run.as_str() } },
+            { RUN_FIELD: { "$exists": false } },
+        ] };
+        for chunk in written.chunks(1_000) {
+            let these = match keys {
+                [key] => {
+                    let values: Vec<Bson> =
+                        chunk.iter().filter_map(|d| d.get(key).cloned()).collect();
+                    doc! { key.as_str(): { "$in": values } }
+                }
+                _ => doc! { "$or": chunk.to_vec() },
+            };
+            coll.delete_many(doc! { "$and": [these, earlier.clone()] })
+                .await
+                .map_err(|e| self.error(&table.name, "removing the keys' earlier documents", e))?;
+        }
         Ok(WriteSummary::new(
             &table.name,
             rows,
@@ -185,6 +235,7 @@ impl MongoSink {
         keys: &[String],
         put: Put<'_>,
         mut batches: BatchStream,
+        mut written: Option<&mut Vec<Document>>,
     ) -> Result<(u64, u64)> {
         let target = self.target(&table.name);
         let (mut rows, mut bytes) = (0u64, 0u64);
@@ -216,6 +267,13 @@ impl MongoSink {
                         }
                         d.insert(RUN_FIELD, run);
                     }
+                }
+                if let Some(written) = written.as_deref_mut() {
+                    written.extend(chunk.iter().map(|d| {
+                        keys.iter()
+                            .map(|k| (k.clone(), d.get(k).cloned().unwrap_or(Bson::Null)))
+                            .collect::<Document>()
+                    }));
                 }
                 coll.insert_many(chunk).ordered(false).await.map_err(|e| {
                     let what = if !keys.is_empty() && super::kind(&e) == ErrorKind::AlreadyExists {
@@ -255,7 +313,7 @@ impl MongoSink {
                 self.unique_index(&coll, keys, None).await?;
             }
             let counts = self
-                .fill(&coll, table, keys, Put::Insert(Some(&run)), batches)
+                .fill(&coll, table, keys, Put::Insert(Some(&run)), batches, None)
                 .await?;
             // A concurrent replace of the same collection drops unfinished staging collections;
             // an insert after that would have made a partial one: never swapped in.
@@ -545,14 +603,15 @@ impl Sink for MongoSink {
         let (rows, bytes) = match mode {
             WriteMode::Append => {
                 let coll = self.database().await?.collection(&table.name);
-                self.fill(&coll, table, &[], Put::Insert(None), batches)
+                self.fill(&coll, table, &[], Put::Insert(None), batches, None)
                     .await?
             }
             WriteMode::Upsert => {
                 let keys = table.checked_keys(&self.target(&table.name), "an upsert")?;
                 let coll = self.database().await?.collection(&table.name);
                 self.unique_index(&coll, keys, None).await?;
-                self.fill(&coll, table, keys, Put::Upsert, batches).await?
+                self.fill(&coll, table, keys, Put::Upsert, batches, None)
+                    .await?
             }
             WriteMode::Replace => {
                 let db = self.database().await?;
