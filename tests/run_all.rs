@@ -73,16 +73,19 @@ collection = "recsys"
         date,
         holdout: 0.2,
         progress: false,
+        full_refresh: false,
     };
     assert_eq!(options.postgres.schema(), schema);
     assert_eq!(options.mongo.database(), database);
     let report = run_all(&options).await.unwrap();
     let text = report.to_string();
+    let train = report.train.clone().unwrap();
 
     // Every raw record is loaded or rejected.
     assert_eq!(report.process.files.len(), 3);
     for f in &report.process.files {
         assert_eq!(f.loaded + f.rejected, f.raw, "{f:?}");
+        assert_eq!(f.known, 0, "a first run knows nothing: {f:?}");
     }
 
     // The report's counts are the tables': in PostgreSQL, in both lake layers.
@@ -101,7 +104,13 @@ collection = "recsys"
         assert_eq!(report.rows("process", name), Some(in_postgres), "{name}");
         assert_eq!(report.rows("raw", name), Some(in_postgres), "{name}");
         assert_eq!(report.rows("conformed", name), Some(in_postgres), "{name}");
-        let csv = std::fs::read_to_string(lake.join(format!("raw_games_data/{name}.csv"))).unwrap();
+        let csv = if table == Table::GamesReviews {
+            // One CSV per day the reviews arrived.
+            "raw_games_data/games_reviews/record_created_dt=2026-11-29/part-00000.csv".to_owned()
+        } else {
+            format!("raw_games_data/{name}.csv")
+        };
+        let csv = std::fs::read_to_string(lake.join(csv)).unwrap();
         let mut reader = csv::Reader::from_reader(csv.as_bytes());
         assert_eq!(reader.records().count() as u64, in_postgres, "{name}.csv");
         assert!(text.contains(name));
@@ -121,8 +130,8 @@ collection = "recsys"
         let batch = batch.unwrap();
         users.extend(common::i32s(&batch, "user_id").into_iter().flatten());
     }
-    assert_eq!(users.len(), report.train.users);
-    assert_eq!(report.train.written.rows as usize, users.len());
+    assert_eq!(users.len(), train.users);
+    assert_eq!(train.written.rows as usize, users.len());
 
     // game_stats and user_stats: one row per reviewed game and per reviewing user, in the run's
     // partition.
@@ -143,24 +152,18 @@ collection = "recsys"
         .join("conformed_games_data/user_stats/record_created_dt=2026-11-29/part-00000.parquet")
         .exists());
     let reviews = report.rows("postgres", "games_reviews").unwrap() as usize;
-    assert_eq!(
-        report.train.train_ratings + report.train.held_out_ratings,
-        reviews
-    );
+    assert_eq!(train.train_ratings + train.held_out_ratings, reviews);
 
     // The model was chosen by tuning; it is described beside the results.
-    let tuning = report.train.tuning.as_ref().unwrap();
-    assert_eq!(tuning.chosen().params, report.train.params);
+    let tuning = train.tuning.as_ref().unwrap();
+    assert_eq!(tuning.chosen().params, train.params);
     assert!(text.contains("chosen by tuning"), "{text}");
     let model: serde_json::Value = serde_json::from_slice(
         &std::fs::read(lake.join("inference_games_results/user_recommendations.model.json"))
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(
-        model["params"]["model"],
-        report.train.params.feedback.to_string()
-    );
+    assert_eq!(model["params"]["model"], train.params.feedback.to_string());
 
     // MongoDB: exactly one document per user with a result, its 10 game ids, no ratings.
     let mongo = options.mongo.client().await.unwrap();

@@ -38,6 +38,8 @@ pub mod postgres_init;
 pub mod process;
 #[cfg(feature = "cli")]
 pub mod run_all;
+#[cfg(feature = "cli")]
+pub mod runs;
 #[cfg(feature = "serve")]
 pub mod serve;
 #[cfg(all(
@@ -68,11 +70,13 @@ pub use evaluate::{
 };
 pub use generate::{generate, GenerateOptions, Generated};
 #[cfg(feature = "postgres")]
-pub use postgres_init::{postgres_init, InitInput};
+pub use postgres_init::{postgres_init, postgres_load, prior_from_postgres, InitInput};
 #[cfg(feature = "files")]
-pub use process::{process, ProcessOptions};
+pub use process::{prior_from_dir, process, ProcessOptions};
 #[cfg(feature = "cli")]
 pub use run_all::{run_all, RawInput, RunAllOptions, RunAllReport};
+#[cfg(feature = "cli")]
+pub use runs::{RunKind, RunLog, RunRecord};
 #[cfg(feature = "serve")]
 pub use serve::{serve, serve_until, ServeOptions};
 #[cfg(all(

@@ -14,9 +14,11 @@ use steam_connectors::mongodb::MongoConfig;
 use steam_connectors::postgres::PostgresConfig;
 use steam_core::{Error, Result, RunSummary, StageSummary, Table};
 
+use crate::runs::{stages_json, RunKind, RunLog, RunRecord};
 use crate::{
-    generate, postgres_init, process, serving, source_to_lake, train, GenerateOptions, InitInput,
-    ProcessOptions, SourceToLakeOptions, TableGroup, TrainOptions, TrainReport,
+    generate, postgres_load, prior_from_postgres, process, serving, source_to_lake, train,
+    GenerateOptions, InitInput, ProcessOptions, SourceToLakeOptions, TableGroup, TrainOptions,
+    TrainReport,
 };
 
 /// Where the raw files come from.
@@ -64,11 +66,22 @@ pub struct RunAllOptions {
     pub holdout: f64,
     /// Show a spinner per stage on stderr (drawn only when stderr is a terminal).
     pub progress: bool,
+    /// Rebuild everything from the input (ids still kept): every table replaced, every lake
+    /// partition rewritten, the model fit cold (and tuned), every user re-served. Without it a
+    /// run is incremental once PostgreSQL holds an earlier run's tables.
+    pub full_refresh: bool,
 }
 
 /// What [`run_all`] did, stage by stage.
 #[derive(Debug, Clone)]
 pub struct RunAllReport {
+    /// The run's id, as recorded in the run history ([`crate::runs::RunLog`]).
+    pub run_id: String,
+    /// Full or incremental.
+    pub kind: RunKind,
+    /// Whether there was nothing to do after loading: no new review, and the last run complete
+    /// (then the lake, the model and the serving stores are left as they are).
+    pub nothing_new: bool,
     /// Raw files read, records loaded and rejected; the eleven tables written.
     pub process: RunSummary,
     /// The eleven tables loaded into PostgreSQL.
@@ -77,8 +90,8 @@ pub struct RunAllReport {
     pub lake: RunSummary,
     /// game_stats and user_stats, computed from the run's conformed partition.
     pub stats: RunSummary,
-    /// Training: metrics and the user_recommendations object.
-    pub train: TrainReport,
+    /// Training: metrics and the user_recommendations object (`None` when there was nothing new).
+    pub train: Option<TrainReport>,
     /// The collection written.
     pub serving: RunSummary,
     /// Seconds per stage.
@@ -161,46 +174,64 @@ impl fmt::Display for RunAllReport {
                 w.table, "-", "-", "-", w.rows, w.bytes
             )?;
         }
+        if let Some(train) = &self.train {
+            writeln!(
+                f,
+                "{:<28} {:>10} {:>10} {:>10} {:>10} {:>12}",
+                crate::train::RESULTS_TABLE,
+                "-",
+                "-",
+                "-",
+                train.written.rows,
+                train.written.bytes
+            )?;
+        }
         writeln!(
             f,
-            "{:<28} {:>10} {:>10} {:>10} {:>10} {:>12}",
-            crate::train::RESULTS_TABLE,
-            "-",
-            "-",
-            "-",
-            self.train.written.rows,
-            self.train.written.bytes
-        )?;
-        writeln!(
-            f,
-            "{:<28} {:>10} documents",
+            "{:<28} {:>10} documents written",
             "mongodb collection",
             self.served()
         )?;
         writeln!(f)?;
-        let chosen = if self.train.tuning.is_some() {
-            "chosen by tuning"
-        } else {
-            "given"
-        };
-        writeln!(
-            f,
-            "ALS: {} users, {} games, {} ratings; model ({chosen}): {}",
-            self.train.users, self.train.items, self.train.train_ratings, self.train.params
-        )?;
-        if let Some((m, pop)) = &self.train.metrics {
+        if let Some(train) = &self.train {
+            let chosen = match (
+                &train.tuning,
+                train.stages.iter().any(|s| s.stage == "fit (warm)"),
+            ) {
+                (Some(_), _) => "chosen by tuning",
+                (None, true) => "warm-started from the last run's",
+                (None, false) => "given",
+            };
             writeln!(
                 f,
-                "held out: precision@{k} {:.4}, NDCG@{k} {:.4} (popularity baseline {:.4}, {:.4}); \
-                 model file {}",
-                m.precision,
-                m.ndcg,
-                pop.precision,
-                pop.ndcg,
-                self.train.model_file,
-                k = m.k
+                "ALS: {} users, {} games, {} ratings; model ({chosen}): {}",
+                train.users, train.items, train.train_ratings, train.params
             )?;
+            if let Some((m, pop)) = &train.metrics {
+                writeln!(
+                    f,
+                    "held out: precision@{k} {:.4}, NDCG@{k} {:.4} (popularity baseline {:.4}, \
+                     {:.4}); model file {}",
+                    m.precision,
+                    m.ndcg,
+                    pop.precision,
+                    pop.ndcg,
+                    train.model_file,
+                    k = m.k
+                )?;
+            }
         }
+        writeln!(
+            f,
+            "run {} ({}){}",
+            self.run_id,
+            self.kind,
+            if self.nothing_new {
+                ": nothing new since the last complete run"
+            } else {
+                ""
+            }
+        )?;
         writeln!(f)?;
         writeln!(f, "{:<28} {:>9}", "stage", "seconds")?;
         for s in &self.stages {
@@ -242,11 +273,70 @@ async fn stage<T, F: Future<Output = Result<T>>>(
     result
 }
 
-/// Runs the whole loop. Each stage runs only if the previous one succeeded; the first error stops
-/// the run and is returned, and every stage leaves its target's old data in place on failure.
+/// Runs the whole loop, incrementally unless [`RunAllOptions::full_refresh`] (or nothing was
+/// loaded before), recording it in the run history ([`RunLog`]: started, then each stage, then
+/// succeeded or failed).
+///
+/// An incremental run starts from what PostgreSQL holds ([`prior_from_postgres`]): ids are kept,
+/// reviews loaded before are counted as known, and only new reviews and users are appended (one
+/// transaction). The lake gets games_reviews' partitions from the last complete run's date on, and
+/// the small tables whole; training starts from the last model's factors; the serving stores get
+/// only the users whose lists changed. With no new review and the last run complete, it stops
+/// after loading. A run that died at any stage leaves the history saying so, and the next run
+/// redoes every stage after loading (the lake partitions since the last complete run, training,
+/// serving), so nothing is lost and nothing is loaded twice.
 pub async fn run_all(options: &RunAllOptions) -> Result<RunAllReport> {
+    let log = RunLog::open(&options.postgres).await?;
+    let last = log.last().await?;
+    let last_ok = log.last_succeeded().await?;
+    let prior = prior_from_postgres(&options.postgres).await?;
+    let kind = if options.full_refresh || prior.is_empty() {
+        RunKind::Full
+    } else {
+        RunKind::Incremental
+    };
+    let run_id = steam_core::run_id_after(last.as_ref().map(|r| r.run_id.as_str()));
+    log.start(&run_id, kind, options.date).await?;
+    let mut record = RunRecord {
+        run_id: run_id.clone(),
+        kind: kind.to_string(),
+        status: "running".into(),
+        ..RunRecord::default()
+    };
+    let complete = last.as_ref().is_some_and(|l| l.status == "succeeded");
+    let since = last_ok
+        .as_ref()
+        .and_then(|r| r.run_date.parse::<NaiveDate>().ok());
+    let result = run_stages(options, prior, kind, complete, since, &log, &mut record).await;
+    match &result {
+        Ok(report) => {
+            record.status = "succeeded".into();
+            record.stages = stages_json(&report.stages, &[]);
+        }
+        Err(e) => {
+            record.status = "failed".into();
+            record.error = Some(e.to_string());
+        }
+    }
+    log.update(&record).await?;
+    let mut report = result?;
+    report.run_id = run_id;
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_stages(
+    options: &RunAllOptions,
+    prior: steam_transforms::Prior,
+    kind: RunKind,
+    last_complete: bool,
+    last_ok_date: Option<NaiveDate>,
+    log: &RunLog,
+    record: &mut RunRecord,
+) -> Result<RunAllReport> {
     let mut stages = Vec::new();
     let p = options.progress;
+    let incremental = kind == RunKind::Incremental;
     let raw = match &options.input {
         RawInput::Dir(dir) => dir.clone(),
         RawInput::Generate { reviews, seed } => {
@@ -266,29 +356,77 @@ pub async fn run_all(options: &RunAllOptions) -> Result<RunAllReport> {
     let processed_dir = options.work.join("processed");
     let mut process_options = ProcessOptions::new(&raw, &processed_dir);
     process_options.reference_year = options.reference_year;
+    process_options.run_date = options.date;
+    process_options.prior = Some(std::sync::Arc::new(prior));
+    process_options.only_new = incremental;
     let processed = stage(
         &mut stages,
         p,
         "process",
-        "eleven tables",
+        if incremental {
+            "new rows"
+        } else {
+            "eleven tables"
+        },
         process(&process_options),
     )
     .await?;
+    if let Some(f) = processed
+        .files
+        .iter()
+        .find(|f| f.file == steam_core::raw::RawFile::GameReviews.file_name())
+    {
+        record.reviews_new = Some(f.loaded as i64);
+        record.reviews_known = Some(f.known as i64);
+        record.reviews_rejected = Some(f.rejected as i64);
+    }
+    record.stages = stages_json(&stages, &[]);
+    log.update(record).await?;
     let loaded = stage(
         &mut stages,
         p,
         "postgres_init",
-        "PostgreSQL load",
-        postgres_init(&InitInput::Processed(processed_dir), &options.postgres),
+        if incremental {
+            "PostgreSQL: new rows appended"
+        } else {
+            "PostgreSQL load"
+        },
+        postgres_load(
+            &InitInput::Processed(processed_dir),
+            &options.postgres,
+            incremental,
+        ),
     )
     .await?;
+    record.stages = stages_json(&stages, &[]);
+    log.update(record).await?;
+    let nothing_new = incremental && last_complete && record.reviews_new == Some(0);
+    let mut report = RunAllReport {
+        run_id: String::new(),
+        kind,
+        nothing_new,
+        process: processed,
+        postgres: loaded,
+        lake: RunSummary::default(),
+        stats: RunSummary::default(),
+        train: None,
+        serving: RunSummary::default(),
+        stages: Vec::new(),
+    };
+    if nothing_new {
+        report.stages = stages;
+        return Ok(report);
+    }
     let lake_options = SourceToLakeOptions {
         group: TableGroup::All,
         raw: options.raw_lake.clone(),
         conformed: options.conformed_lake.clone(),
         date: options.date,
+        // Incremental: what arrived since the last complete run (its date's partition again,
+        // in case an interrupted run of that day loaded more).
+        reviews_since: if incremental { last_ok_date } else { None },
     };
-    let exported = stage(
+    report.lake = stage(
         &mut stages,
         p,
         "source_to_lake",
@@ -296,7 +434,9 @@ pub async fn run_all(options: &RunAllOptions) -> Result<RunAllReport> {
         source_to_lake(&options.postgres, &lake_options),
     )
     .await?;
-    let statistics = stage(
+    record.stages = stages_json(&stages, &[]);
+    log.update(record).await?;
+    report.stats = stage(
         &mut stages,
         p,
         "stats",
@@ -312,17 +452,46 @@ pub async fn run_all(options: &RunAllOptions) -> Result<RunAllReport> {
         options.conformed_lake.child(Table::GamesReviews.name()),
         options.results.clone(),
     );
-    train_options.date = Some(options.date);
+    // The whole table: every partition holds what arrived that day.
+    train_options.date = None;
     train_options.holdout = options.holdout;
-    let trained = stage(&mut stages, p, "train", "ALS", train(&train_options)).await?;
-    let served = stage(
+    train_options.warm = incremental;
+    let trained = stage(
+        &mut stages,
+        p,
+        "train",
+        if incremental {
+            "ALS (warm start)"
+        } else {
+            "ALS"
+        },
+        train(&train_options),
+    )
+    .await?;
+    record.model = Some(trained.params.to_string());
+    record.metrics = trained.metrics.map(|(m, pop)| {
+        serde_json::json!({
+            "model": { "k": m.k, "precision": m.precision, "ndcg": m.ndcg },
+            "popularity": { "k": pop.k, "precision": pop.precision, "ndcg": pop.ndcg },
+        })
+    });
+    record.stages = stages_json(&stages, &[]);
+    log.update(record).await?;
+    report.train = Some(trained);
+    report.serving = stage(
         &mut stages,
         p,
         "lake_to_serving",
-        "recommendations → MongoDB and Redis",
+        if incremental {
+            "changed users → MongoDB and Redis"
+        } else {
+            "recommendations → MongoDB and Redis"
+        },
         serving::lake_to_serving(&serving::ServingLoad {
             users: Some(options.conformed_lake.clone()),
             redis: options.redis.clone(),
+            served: serving::served_file(&options.results),
+            only_changed: incremental,
             ..serving::ServingLoad::new(
                 options.results.clone(),
                 options.mongo.clone(),
@@ -331,13 +500,6 @@ pub async fn run_all(options: &RunAllOptions) -> Result<RunAllReport> {
         }),
     )
     .await?;
-    Ok(RunAllReport {
-        process: processed,
-        postgres: loaded,
-        lake: exported,
-        stats: statistics,
-        train: trained,
-        serving: served,
-        stages,
-    })
+    report.stages = stages;
+    Ok(report)
 }

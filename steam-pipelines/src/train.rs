@@ -55,8 +55,14 @@ pub struct TrainOptions {
     /// Recommendations per user, and the k of the metrics.
     pub top_k: usize,
     /// Where user_recommendations goes: one Parquet object, replaced whole. The chosen model,
-    /// parameters and metrics go beside it, to `<name>.model.json`.
+    /// parameters and metrics go beside it, to `<name>.model.json`, and its factors to
+    /// `<name>.factors.parquet` ([`factors_file`]).
     pub out: Lake,
+    /// Start from the model beside [`TrainOptions::out`] when there is one (its factors and
+    /// parameters): ids it knows start from its factors, new ones as a cold fit would, and the
+    /// fit runs [`steam_model::WARM_ITERATIONS`] iterations without tuning. Without a model
+    /// there, the training is cold, as configured.
+    pub warm: bool,
 }
 
 impl TrainOptions {
@@ -75,6 +81,7 @@ impl TrainOptions {
             include_seen: false,
             top_k: 10,
             out,
+            warm: false,
         }
     }
 
@@ -352,15 +359,22 @@ pub async fn read_ratings(
     Ok((lake.url().to_owned(), ratings))
 }
 
-/// Fits the model of `options` on `train_set` (tuning first if asked) and evaluates it on
-/// `held_out` (if not empty): CPU work, run off the async runtime.
+/// Fits the model of `options` on `train_set` (tuning first if asked, or from `previous`) and
+/// evaluates it on `held_out` (if not empty): CPU work, run off the async runtime.
 fn fit_and_evaluate(
     options: &TrainOptions,
     train_set: &Ratings,
     held_out: &Ratings,
+    previous: Option<&AlsModel>,
 ) -> Result<Fitted> {
     let mut stages = Vec::new();
-    let (params, tuning) = if options.tune {
+    let (params, tuning) = if let Some(previous) = previous {
+        let params = AlsParams {
+            iterations: steam_model::WARM_ITERATIONS,
+            ..previous.params().clone()
+        };
+        (params, None)
+    } else if options.tune {
         let t = Instant::now();
         let tuning = tune(
             train_set,
@@ -374,8 +388,18 @@ fn fit_and_evaluate(
         (options.params.clone(), None)
     };
     let t = Instant::now();
-    let model = AlsModel::fit(train_set, &params)?;
-    stages.push(StageSummary::since("fit", t));
+    let model = match previous {
+        Some(previous) => AlsModel::fit_warm(train_set, &params, previous)?,
+        None => AlsModel::fit(train_set, &params)?,
+    };
+    stages.push(StageSummary::since(
+        if previous.is_some() {
+            "fit (warm)"
+        } else {
+            "fit"
+        },
+        t,
+    ));
     let t = Instant::now();
     let explicit = params.feedback == Feedback::Explicit;
     let train_rmse = explicit.then(|| model.rmse(train_set));
@@ -413,6 +437,80 @@ pub fn model_file(out: &Lake) -> (object_store::path::Path, String) {
     let url = out.url();
     let url = url.strip_suffix(".parquet").unwrap_or(url);
     (path, format!("{url}.model.json"))
+}
+
+/// The factors of the model of results object `out`: beside it, `<name>.factors.parquet`
+/// ([`AlsModel::factor_batches`]), from which [`TrainOptions::warm`] starts. `None` when `out` is
+/// not a `.parquet` object.
+pub fn factors_file(out: &Lake) -> Option<Lake> {
+    let object = out.path(&[]);
+    let file = object.filename()?.strip_suffix(".parquet")?.to_owned();
+    out.sibling(&format!("{file}.factors.parquet"))
+}
+
+/// The model beside results object `out` (its factors, and the parameters its model description
+/// names), or `None` when there is none.
+pub async fn previous_model(out: &Lake) -> Result<Option<AlsModel>> {
+    use object_store::ObjectStoreExt;
+    let Some(factors) = factors_file(out) else {
+        return Ok(None);
+    };
+    let (path, url) = model_file(out);
+    let description = match out.store().get(&path).await {
+        Ok(got) => got.bytes().await.map_err(|e| out.error(&path, e))?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(out.error(&path, e)),
+    };
+    let batches = match LakeSource::objects(&factors).await {
+        Ok(source) => source.read_all().await?,
+        Err(e) if e.kind() == steam_core::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if batches.iter().all(|b| b.num_rows() == 0) {
+        return Ok(None);
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&description).map_err(|e| Error::Schema {
+            target: url.clone(),
+            reason: format!("not a model description: {e}"),
+        })?;
+    let params = params_from_json(&json["params"]).map_err(|reason| Error::Schema {
+        target: url,
+        reason,
+    })?;
+    AlsModel::from_factor_batches(params, &batches).map(Some)
+}
+
+/// The parameters of a model description's `params` (as [`TrainReport::model_json`] writes them).
+fn params_from_json(p: &serde_json::Value) -> std::result::Result<AlsParams, String> {
+    let text = |k: &str| p[k].as_str().ok_or_else(|| format!("params.{k} missing"));
+    let number = |k: &str| p[k].as_f64().ok_or_else(|| format!("params.{k} missing"));
+    let whole = |k: &str| p[k].as_u64().ok_or_else(|| format!("params.{k} missing"));
+    let defaults = AlsParams::default();
+    let mut params = AlsParams {
+        feedback: text("model")?.parse().map_err(|e: Error| e.to_string())?,
+        rank: whole("rank")? as usize,
+        iterations: whole("iterations")? as usize,
+        reg_param: number("reg_param")?,
+        seed: whole("seed")?,
+        ..defaults
+    };
+    if params.feedback == Feedback::Implicit {
+        params.alpha = number("alpha")?;
+        params.confidence = text("confidence")?
+            .parse()
+            .map_err(|e: Error| e.to_string())?;
+        params.solver = match &p["solver"] {
+            serde_json::Value::String(s) if s == "cholesky" => steam_model::Solver::Cholesky,
+            other => steam_model::Solver::ConjugateGradient {
+                steps: other["conjugate_gradient_steps"]
+                    .as_u64()
+                    .ok_or_else(|| "params.solver unknown".to_owned())?
+                    as usize,
+            },
+        };
+    }
+    Ok(params)
 }
 
 /// The popular list of results object `out`: beside it, `<name>.popular.parquet` (columns `rank`,
@@ -460,9 +558,14 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
     stages.push(StageSummary::since("read", t));
 
     let (train_len, held_len, skipped) = (train_set.len(), held_out.len(), train_set.skipped());
+    let previous = if options.warm {
+        previous_model(&options.out).await?
+    } else {
+        None
+    };
     let fit_options = options.clone();
     let (fitted, train_set) = tokio::task::spawn_blocking(move || {
-        let fitted = fit_and_evaluate(&fit_options, &train_set, &held_out);
+        let fitted = fit_and_evaluate(&fit_options, &train_set, &held_out, previous.as_ref());
         (fitted, train_set)
     })
     .await
@@ -480,6 +583,14 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
     let t = Instant::now();
     let (users, items) = (model.num_users(), model.num_items());
     let params = model.params().clone();
+    let factors = match factors_file(&options.out) {
+        Some(file) => {
+            let batches: Vec<steam_core::RecordBatch> =
+                model.factor_batches(64 * 1024).collect::<Result<_>>()?;
+            Some((file, batches))
+        }
+        None => None,
+    };
     let (top_k, include_seen) = (options.top_k, options.include_seen);
     let popular: Vec<i32> = steam_model::Popularity::fit(&train_set)
         .ranked()
@@ -527,6 +638,16 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
                 &TableRef::new("popular", popular_file_schema()),
                 WriteMode::Replace,
                 steam_core::batch_stream(futures::stream::iter([Ok(batch)])),
+            )
+            .await?;
+    }
+
+    if let Some((file, batches)) = factors {
+        ParquetObjectSink::new(file)
+            .write(
+                &TableRef::new("factors", steam_model::AlsModel::factors_schema()),
+                WriteMode::Replace,
+                steam_core::batch_stream(futures::stream::iter(batches.into_iter().map(Ok))),
             )
             .await?;
     }

@@ -429,7 +429,7 @@ pub(crate) fn kind(e: &tokio_postgres::Error) -> ErrorKind {
 
 /// The error of the server or the connection to it, on `target`: classified by [`kind`], the
 /// driver's error kept as the source under its readable [`message`].
-pub(crate) fn pg_error(target: impl Into<String>, e: tokio_postgres::Error) -> Error {
+pub fn pg_error(target: impl Into<String>, e: tokio_postgres::Error) -> Error {
     Error::Backend {
         kind: kind(&e),
         backend: "postgres",

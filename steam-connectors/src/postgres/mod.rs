@@ -36,8 +36,10 @@ mod source;
 mod tls;
 mod types;
 
-pub use config::{PostgresConfig, ENV_VARS};
+pub use config::{pg_error, PostgresConfig, ENV_VARS};
 pub use sink::{PostgresLoad, PostgresSink};
 pub use source::PostgresSource;
+/// The driver, for work of your own on [`PostgresConfig::connect`]'s client.
+pub use tokio_postgres;
 pub use tokio_postgres::config::SslMode;
 pub use types::quote_ident;

@@ -92,6 +92,10 @@ pub enum Command {
         /// Fail on the first bad record instead of setting it aside.
         #[arg(long)]
         strict: bool,
+        /// Run date, YYYY-MM-DD: the first_seen of reviews the output directory does not hold
+        /// yet [default: today, UTC]. Ids and reviews already in the output directory are kept.
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
     },
     /// Load the eleven tables into a PostgreSQL schema, all in one transaction (replace).
     #[command(group(clap::ArgGroup::new("input").required(true).args(["processed", "raw"])))]
@@ -128,9 +132,14 @@ pub enum Command {
         /// The two layers.
         #[command(flatten)]
         layers: LayerArgs,
-        /// Run date, YYYY-MM-DD: the partition written [default: today, UTC].
+        /// Run date, YYYY-MM-DD: the partition of every table but games_reviews [default: today,
+        /// UTC].
         #[arg(long)]
         date: Option<chrono::NaiveDate>,
+        /// Write only games_reviews' partitions of the days from this one on (what arrived since);
+        /// without it every day's partition is written and days no review has are removed.
+        #[arg(long, value_name = "DATE")]
+        reviews_since: Option<chrono::NaiveDate>,
     },
     /// Load recommendations (Parquet in a lake) into MongoDB without their ratings, refreshing the
     /// collection keyed on user_id (the reference's gcs_to_mongodb).
@@ -295,16 +304,29 @@ pub enum Command {
         #[command(subcommand)]
         what: RunCommand,
     },
+    /// The history of `run all`: run id, kind, date, start, seconds, status, reviews new, known
+    /// and rejected, the model's NDCG (from the schema's pipeline_runs table).
+    Runs {
+        /// The server and schema.
+        #[command(flatten)]
+        postgres: PostgresArgs,
+        /// The newest N runs.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// table or json (one object per run, with every stage's seconds).
+        #[arg(long, value_enum, default_value_t = RunsFormat::Table)]
+        format: RunsFormat,
+    },
     /// Per-game statistics (reviews, recommendation share and its Wilson lower bound, median and
     /// p90 hours played, first and last review) and per-user statistics (reviews, recommendation
-    /// share, total hours) of one run's conformed reviews, written to the conformed lake as
-    /// game_stats and user_stats (the same record_created_dt partition, replaced whole).
+    /// share, total hours) of the conformed reviews as of a run date, written to the conformed
+    /// lake as game_stats and user_stats (that date's partition, the only one they keep).
     Stats {
         /// The conformed lake [default: CONFORMED_LAKE_URL, else the profile's lake.conformed,
         /// else gs://conformed_games_data].
         #[arg(long, env = "CONFORMED_LAKE_URL")]
         lake: Option<String>,
-        /// The partition to compute [default: games_reviews' latest].
+        /// The run date: reviews that arrived by then [default: games_reviews' latest partition].
         #[arg(long)]
         date: Option<chrono::NaiveDate>,
         /// Run the queries on this Apache DataFusion Ballista cluster, df://HOST:PORT (its
@@ -552,7 +574,21 @@ pub enum RunCommand {
         /// No spinners on stderr.
         #[arg(long)]
         no_progress: bool,
+        /// Rebuild everything from the raw files (ids still kept): every table replaced, every
+        /// lake partition rewritten, the model fit cold and tuned, every user re-served. Without
+        /// it a run loads only what is new since the last complete run.
+        #[arg(long)]
+        full_refresh: bool,
     },
+}
+
+/// How `runs` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunsFormat {
+    /// One line per run.
+    Table,
+    /// A JSON array.
+    Json,
 }
 
 /// Where PostgreSQL is, for the commands that use it.

@@ -63,10 +63,14 @@ pub(super) async fn process(
     out: PathBuf,
     reference_year: Option<i32>,
     strict: bool,
+    date: Option<chrono::NaiveDate>,
 ) -> Result<()> {
     let mut options = ProcessOptions::new(raw, out.clone());
     if let Some(y) = reference_year {
         options.reference_year = y;
+    }
+    if let Some(d) = date {
+        options.run_date = d;
     }
     options.strict = strict;
     let summary = crate::process(&options).await?;

@@ -45,7 +45,8 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             out,
             reference_year,
             strict,
-        } => data::process(raw, out, reference_year, strict).await,
+            date,
+        } => data::process(raw, out, reference_year, strict, date).await,
         Command::PostgresInit {
             processed,
             raw,
@@ -70,7 +71,8 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             postgres,
             layers,
             date,
-        } => load::source_to_lake(tables, postgres, layers, date, settings).await,
+            reviews_since,
+        } => load::source_to_lake(tables, postgres, layers, date, reviews_since, settings).await,
         Command::Train {
             reviews,
             out,
@@ -117,6 +119,11 @@ pub async fn run_with(command: Command, settings: &Settings) -> Result<()> {
             seed,
         } => model::tune(reviews, date, split, holdout, k, iterations, seed, settings).await,
         Command::Run { what } => run_all::run(what, settings).await,
+        Command::Runs {
+            postgres,
+            limit,
+            format,
+        } => run_all::runs(postgres, limit, format, settings).await,
         Command::Stats {
             lake,
             date,
