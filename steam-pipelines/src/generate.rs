@@ -33,6 +33,16 @@ pub struct GenerateOptions {
     /// Fraction (0 to 1) of review and ranking records given a deliberately broken value (a
     /// non-number, an impossible date, a missing field), for exercising the rejects ledger.
     pub broken_rate: f64,
+    /// The day of the store's life the scrape is of: day 1 holds [`GenerateOptions::reviews`]
+    /// reviews; each later day adds [`GenerateOptions::daily_new`] new ones (by known users and
+    /// new ones), listed before the older ones, as the store lists newest first. Day 1's reviews
+    /// are the same whatever the day.
+    pub day: u32,
+    /// New reviews per day after day 1.
+    pub daily_new: u64,
+    /// Write only the reviews new on [`GenerateOptions::day`] (a file of new reviews), not the
+    /// whole scrape.
+    pub only_new: bool,
 }
 
 impl GenerateOptions {
@@ -44,6 +54,9 @@ impl GenerateOptions {
             games: 290,
             seed: 42,
             broken_rate: 0.0,
+            day: 1,
+            daily_new: 0,
+            only_new: false,
         }
     }
 }
@@ -583,11 +596,50 @@ fn write_ranking(dir: &Path, games: &[Game], options: &GenerateOptions) -> Resul
 }
 
 fn write_reviews(dir: &Path, games: &[Game], options: &GenerateOptions) -> Result<u64> {
-    let mut rng = Rng::with_seed(options.seed.wrapping_add(3));
     let (mut w, path) = writer(dir, RawFile::GameReviews)?;
     let users = (options.reviews / 5).max(1);
     let mut text = String::with_capacity(512);
-    for _ in 0..options.reviews {
+    let mut written = 0;
+    // Newest first: the days after day 1, the latest first, then day 1's.
+    let first = if options.only_new { options.day } else { 2 };
+    for day in (first.max(2)..=options.day).rev() {
+        let mut rng = Rng::with_seed(
+            options
+                .seed
+                .wrapping_add(3)
+                .wrapping_add(u64::from(day) << 32),
+        );
+        // The population grows: a fifth of a day's reviews come from users new that day.
+        let population = users + u64::from(day - 1) * (options.daily_new / 5);
+        for _ in 0..options.daily_new {
+            write_review(
+                &mut w, &path, &mut rng, games, population, options, &mut text,
+            )?;
+            written += 1;
+        }
+    }
+    if !options.only_new || options.day <= 1 {
+        let mut rng = Rng::with_seed(options.seed.wrapping_add(3));
+        for _ in 0..options.reviews {
+            write_review(&mut w, &path, &mut rng, games, users, options, &mut text)?;
+            written += 1;
+        }
+    }
+    w.flush().map_err(|e| Error::io(&path, e))?;
+    Ok(written)
+}
+
+/// Writes one review of a user among `users`.
+fn write_review(
+    w: &mut csv::Writer<BufWriter<File>>,
+    path: &Path,
+    rng: &mut Rng,
+    games: &[Game],
+    users: u64,
+    options: &GenerateOptions,
+    text: &mut String,
+) -> Result<()> {
+    {
         // heavy tails: user and game popularity both follow a power law
         let user = ((users as f64) * rng.f64().powi(3)) as u64;
         let outside = rng.u8(..100) < 7;
@@ -611,7 +663,7 @@ fn write_reviews(dir: &Path, games: &[Game], options: &GenerateOptions) -> Resul
             if k > 0 {
                 text.push_str(if rng.u8(..12) == 0 { ", " } else { " " });
             }
-            text.push_str(pick(&mut rng, WORDS));
+            text.push_str(pick(rng, WORDS));
         }
         if rng.u8(..20) == 0 {
             text.push_str("\n\nEdit: still playing, still \"fine\".");
@@ -634,7 +686,7 @@ fn write_reviews(dir: &Path, games: &[Game], options: &GenerateOptions) -> Resul
         };
         let username = match rng.u8(..20) {
             0 => String::new(),
-            1 | 2 => format!("{}{user}", pick(&mut rng, NAMES)),
+            1 | 2 => format!("{}{user}", pick(rng, NAMES)),
             _ => format!(
                 "{}{user}\n{} products in account",
                 NAMES[user as usize % NAMES.len()],
@@ -663,15 +715,14 @@ fn write_reviews(dir: &Path, games: &[Game], options: &GenerateOptions) -> Resul
                 2 => record[4] = "Maybe".to_owned(),
                 _ => {
                     w.write_record(&record[..6])
-                        .map_err(|e| csv_error(&path, e))?;
-                    continue;
+                        .map_err(|e| csv_error(path, e))?;
+                    return Ok(());
                 }
             }
         }
-        w.write_record(&record).map_err(|e| csv_error(&path, e))?;
+        w.write_record(&record).map_err(|e| csv_error(path, e))?;
     }
-    w.flush().map_err(|e| Error::io(&path, e))?;
-    Ok(options.reviews)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -684,6 +735,34 @@ mod tests {
         assert_eq!(py_repr("World's Edge"), "\"World's Edge\"");
         assert_eq!(py_repr("it's \"x\""), "'it\\'s \"x\"'");
         assert_eq!(py_list(&["a, b", "c"]), "['a, b', 'c']");
+    }
+
+    #[test]
+    fn a_later_day_lists_its_new_reviews_before_day_ones_same_reviews() {
+        let records = |day: u32, only_new: bool| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut o = GenerateOptions::new(dir.path(), 200);
+            (o.day, o.daily_new, o.only_new) = (day, 50, only_new);
+            let g = generate(&o).unwrap();
+            let mut r = csv::Reader::from_path(dir.path().join("steam_game_reviews.csv")).unwrap();
+            let all: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
+            assert_eq!(all.len() as u64, g.reviews);
+            all
+        };
+        let day1 = records(1, false);
+        let day3 = records(3, false);
+        assert_eq!(day1.len(), 200);
+        assert_eq!(day3.len(), 300);
+        assert_eq!(day3[100..], day1[..], "day 1's reviews, after the new ones");
+        let new3 = records(3, true);
+        assert_eq!(new3[..], day3[..50], "day 3's new reviews come first");
+        let day2 = records(2, false);
+        assert_eq!(
+            day3[50..],
+            day2[..],
+            "day 3's scrape is day 2's with day 3's first"
+        );
+        assert_ne!(new3[..], day2[..50]);
     }
 
     #[test]

@@ -77,6 +77,16 @@ pub enum Command {
         /// Fraction of review and ranking records given a broken value (0 to 1).
         #[arg(long, default_value_t = 0.0)]
         broken_rate: f64,
+        /// The scrape of this day of the store's life: day 1 holds --reviews reviews, each later
+        /// day --daily-new more, listed first (newest first, as the store lists them).
+        #[arg(long, default_value_t = 1)]
+        day: u32,
+        /// New reviews per day after day 1.
+        #[arg(long, default_value_t = 0)]
+        daily_new: u64,
+        /// Write only the day's new reviews (a file of new reviews), not the whole scrape.
+        #[arg(long)]
+        only_new: bool,
     },
     /// Clean the raw files into the eleven processed tables (Parquet), with a rejects ledger.
     Process {

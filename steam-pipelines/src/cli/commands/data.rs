@@ -31,21 +31,10 @@ pub(super) async fn download(
 }
 
 /// `generate`: writes the three raw files.
-pub(super) fn generate(
-    out: PathBuf,
-    reviews: u64,
-    games: u32,
-    seed: u64,
-    broken_rate: f64,
-) -> Result<()> {
+pub(super) fn generate(options: GenerateOptions) -> Result<()> {
     let started = std::time::Instant::now();
-    let g = crate::generate(&GenerateOptions {
-        out: out.clone(),
-        reviews,
-        games,
-        seed,
-        broken_rate,
-    })?;
+    let out = options.out.clone();
+    let g = crate::generate(&options)?;
     outln!(
         "generated {} games, {} ranking rows, {} reviews in {} ({:.2}s)",
         g.games,
