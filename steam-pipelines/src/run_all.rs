@@ -304,9 +304,12 @@ pub async fn run_all(options: &RunAllOptions) -> Result<RunAllReport> {
         ..RunRecord::default()
     };
     let complete = last.as_ref().is_some_and(|l| l.status == "succeeded");
-    let since = last_ok
-        .as_ref()
-        .and_then(|r| r.run_date.parse::<NaiveDate>().ok());
+    // What arrived since the last complete run: this run's date, and those of unfinished runs.
+    let since = if last_ok.is_some() {
+        log.unfinished_since().await?
+    } else {
+        None
+    };
     let result = run_stages(options, prior, kind, complete, since, &log, &mut record).await;
     match &result {
         Ok(report) => {
@@ -422,8 +425,8 @@ async fn run_stages(
         raw: options.raw_lake.clone(),
         conformed: options.conformed_lake.clone(),
         date: options.date,
-        // Incremental: what arrived since the last complete run (its date's partition again,
-        // in case an interrupted run of that day loaded more).
+        // Incremental: what arrived since the last complete run (the partitions of this run's
+        // date and of any unfinished run's).
         reviews_since: if incremental { last_ok_date } else { None },
     };
     report.lake = stage(
@@ -456,6 +459,7 @@ async fn run_stages(
     train_options.date = None;
     train_options.holdout = options.holdout;
     train_options.warm = incremental;
+    train_options.refresh_since = lake_options.reviews_since;
     let trained = stage(
         &mut stages,
         p,

@@ -188,6 +188,25 @@ impl RunLog {
             .pop())
     }
 
+    /// The earliest run date of the runs started after the last that succeeded (all of them
+    /// without one): what a run has to export again, since any of them may have loaded reviews
+    /// (dated their run date) that never reached the lake.
+    pub async fn unfinished_since(&self) -> Result<Option<chrono::NaiveDate>> {
+        let sql = format!(
+            "SELECT min(run_date)::text FROM {t} WHERE started_at > coalesce(
+               (SELECT max(started_at) FROM {t} WHERE status = 'succeeded'), '-infinity')",
+            t = self.table
+        );
+        let row = self
+            .client()
+            .await?
+            .query_one(&sql, &[])
+            .await
+            .map_err(|e| self.error("reading the run history", e))?;
+        let date: Option<String> = row.get(0);
+        Ok(date.and_then(|d| d.parse().ok()))
+    }
+
     /// The latest run, whatever its status.
     pub async fn last(&self) -> Result<Option<RunRecord>> {
         Ok(self.list(1).await?.pop())

@@ -63,6 +63,12 @@ pub struct TrainOptions {
     /// fit runs [`steam_model::WARM_ITERATIONS`] iterations without tuning. Without a model
     /// there, the training is cold, as configured.
     pub warm: bool,
+    /// With a warm start: recompute the lists only of the users with reviews in games_reviews'
+    /// partitions from this date on (what arrived since the last complete run; read from
+    /// [`TrainOptions::reviews`]) and of users the previous results lack; every other user keeps
+    /// the list of the previous results until a cold run (so a day's serving refresh is what that
+    /// day's reviews changed). `None` recomputes every list.
+    pub refresh_since: Option<NaiveDate>,
 }
 
 impl TrainOptions {
@@ -82,6 +88,7 @@ impl TrainOptions {
             top_k: 10,
             out,
             warm: false,
+            refresh_since: None,
         }
     }
 
@@ -481,6 +488,96 @@ pub async fn previous_model(out: &Lake) -> Result<Option<AlsModel>> {
     AlsModel::from_factor_batches(params, &batches).map(Some)
 }
 
+/// The previous results' lists kept for users without new reviews (see
+/// [`TrainOptions::refresh_since`]).
+struct KeptLists {
+    /// The previous results, one batch.
+    previous: steam_core::RecordBatch,
+    /// Row of `previous` by user, for the users that keep their list.
+    rows: std::collections::HashMap<i32, usize>,
+}
+
+impl KeptLists {
+    /// `batch` of new lists with the kept users' rows taken from the previous results.
+    fn merge(&self, batch: &steam_core::RecordBatch) -> Result<steam_core::RecordBatch> {
+        use arrow::array::AsArray;
+        let users = batch
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int32Type>();
+        let indices: Vec<(usize, usize)> = users
+            .values()
+            .iter()
+            .enumerate()
+            .map(|(i, u)| match self.rows.get(u) {
+                Some(row) => (1, *row),
+                None => (0, i),
+            })
+            .collect();
+        let columns = (0..batch.num_columns())
+            .map(|c| {
+                arrow::compute::interleave(
+                    &[batch.column(c).as_ref(), self.previous.column(c).as_ref()],
+                    &indices,
+                )
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::arrow("keeping the lists of users without new reviews", e))?;
+        steam_core::RecordBatch::try_new(batch.schema(), columns)
+            .map_err(|e| Error::arrow("keeping the lists of users without new reviews", e))
+    }
+}
+
+/// The previous results' lists of the users with no review in `options.reviews`' partitions from
+/// `since` on, or `None` without previous results.
+async fn kept_lists(options: &TrainOptions, since: NaiveDate) -> Result<Option<KeptLists>> {
+    use arrow::array::AsArray;
+    let previous = match LakeSource::objects(&options.out).await {
+        Ok(source) => source.read_all().await?,
+        Err(e) if e.kind() == steam_core::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let schema = recommendations_schema();
+    if previous
+        .iter()
+        .any(|b| b.schema().fields() != schema.fields())
+    {
+        return Ok(None); // results of another shape: every list is recomputed
+    }
+    let previous = arrow::compute::concat_batches(&schema, &previous)
+        .map_err(|e| Error::arrow("reading the previous results", e))?;
+    let mut fresh = std::collections::HashSet::new();
+    for date in options.reviews.partitions().await? {
+        if date < since {
+            continue;
+        }
+        let partition = options.reviews.snapshot(Some(date)).await?;
+        let source = LakeSource::objects(&partition)
+            .await?
+            .select(&["user_id"])?;
+        for batch in source.read_all().await? {
+            let users = batch
+                .column(0)
+                .as_primitive_opt::<arrow::datatypes::Int32Type>()
+                .ok_or_else(|| Error::Schema {
+                    target: partition.url().to_owned(),
+                    reason: "user_id is not Int32".into(),
+                })?;
+            fresh.extend(users.iter().flatten());
+        }
+    }
+    let users = previous
+        .column(0)
+        .as_primitive::<arrow::datatypes::Int32Type>();
+    let rows = users
+        .values()
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| !fresh.contains(*u))
+        .map(|(i, u)| (*u, i))
+        .collect();
+    Ok(Some(KeptLists { previous, rows }))
+}
+
 /// The parameters of a model description's `params` (as [`TrainReport::model_json`] writes them).
 fn params_from_json(p: &serde_json::Value) -> std::result::Result<AlsParams, String> {
     let text = |k: &str| p[k].as_str().ok_or_else(|| format!("params.{k} missing"));
@@ -563,6 +660,7 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
     } else {
         None
     };
+    let warm_started = previous.is_some();
     let fit_options = options.clone();
     let (fitted, train_set) = tokio::task::spawn_blocking(move || {
         let fitted = fit_and_evaluate(&fit_options, &train_set, &held_out, previous.as_ref());
@@ -598,6 +696,10 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
         .take(top_k)
         .copied()
         .collect();
+    let kept = match (warm_started, options.refresh_since) {
+        (true, Some(since)) => kept_lists(options, since).await?,
+        _ => None,
+    };
     // The results object is published only when the producer has computed every user's list: a
     // producer that fails or panics ends the stream with an error, and the sink aborts.
     let stream = spawn_blocking_stream("recommendForAllUsers", move |tx| {
@@ -607,7 +709,11 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
             Box::new(model.recommend_unseen(&train_set, top_k, 16 * 1024))
         };
         for batch in batches {
-            if !tx.blocking_send(Ok(batch?)) {
+            let batch = match &kept {
+                Some(kept) => kept.merge(&batch?)?,
+                None => batch?,
+            };
+            if !tx.blocking_send(Ok(batch)) {
                 break; // the sink stopped: its error is reported
             }
         }
