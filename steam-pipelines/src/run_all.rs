@@ -374,6 +374,8 @@ async fn run_stages(
         process(&process_options),
     )
     .await?;
+    // What earlier runs loaded is not needed after cleaning: its memory goes now.
+    drop(process_options);
     if let Some(f) = processed
         .files
         .iter()

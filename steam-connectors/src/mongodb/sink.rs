@@ -181,27 +181,21 @@ impl MongoSink {
                 Some(&mut written),
             )
             .await?;
-        // Each key's earlier documents: of an earlier run, or of none (inserted). Two filters
-        // of plain conditions rather than one with `$or`, which servers match by index.
-        let earlier = [
-            doc! { RUN_FIELD: { "$lt": run.as_str() } },
-            doc! { RUN_FIELD: { "$exists": false } },
-        ];
+        // Each key's other documents: of an earlier run, or of none (inserted). `$ne` also
+        // matches a document without the field; the keys' `$in` is matched by index.
         for chunk in written.chunks(1_000) {
-            for older in &earlier {
-                let mut filter = match keys {
-                    [key] => {
-                        let values: Vec<Bson> =
-                            chunk.iter().filter_map(|d| d.get(key).cloned()).collect();
-                        doc! { key.as_str(): { "$in": values } }
-                    }
-                    _ => doc! { "$or": chunk.to_vec() },
-                };
-                filter.extend(older.clone());
-                coll.delete_many(filter).await.map_err(|e| {
-                    self.error(&table.name, "removing the keys' earlier documents", e)
-                })?;
-            }
+            let mut filter = match keys {
+                [key] => {
+                    let values: Vec<Bson> =
+                        chunk.iter().filter_map(|d| d.get(key).cloned()).collect();
+                    doc! { key.as_str(): { "$in": values } }
+                }
+                _ => doc! { "$or": chunk.to_vec() },
+            };
+            filter.insert(RUN_FIELD, doc! { "$ne": run.as_str() });
+            coll.delete_many(filter)
+                .await
+                .map_err(|e| self.error(&table.name, "removing the keys' earlier documents", e))?;
         }
         Ok(WriteSummary::new(
             &table.name,
