@@ -51,6 +51,9 @@ async fn load_reviews(schema: &str) {
             Arc::new(Date32Array::from(vec![Some(19_000); n])),
             Arc::new(Int32Array::from(vec![1, 2, 3, 4, 5])),
             Arc::new(Int32Array::from(vec![10, 20, 30, 40, 50])),
+            // review_id, first_seen
+            Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5])),
+            Arc::new(Date32Array::from(vec![20_400; n])),
         ],
     )
     .unwrap();
