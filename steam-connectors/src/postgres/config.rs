@@ -427,8 +427,9 @@ pub(crate) fn kind(e: &tokio_postgres::Error) -> ErrorKind {
     }
 }
 
-/// The error of the server or the connection to it, on `target`: classified by [`kind`], the
-/// driver's error kept as the source under its readable [`message`].
+/// The error of the server or the connection to it, on `target`: classified by its kind
+/// (connection, authentication, a missing table…), the driver's error kept as the source under a
+/// readable message (the server's message with its detail, hint and context).
 pub fn pg_error(target: impl Into<String>, e: tokio_postgres::Error) -> Error {
     Error::Backend {
         kind: kind(&e),
