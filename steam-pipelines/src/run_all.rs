@@ -236,6 +236,15 @@ impl fmt::Display for RunAllReport {
         writeln!(f, "{:<28} {:>9}", "stage", "seconds")?;
         for s in &self.stages {
             writeln!(f, "{:<28} {:>9.2}", s.stage, s.seconds)?;
+            // The parts of training and of the serving load, indented (not in the total).
+            let parts: &[StageSummary] = match s.stage.as_str() {
+                "train" => self.train.as_ref().map_or(&[], |t| &t.stages),
+                "lake_to_serving" => &self.serving.stages,
+                _ => &[],
+            };
+            for p in parts.iter().filter(|p| p.stage != s.stage) {
+                writeln!(f, "  {:<26} {:>9.2}", p.stage, p.seconds)?;
+            }
         }
         let total: f64 = self.stages.iter().map(|s| s.seconds).sum();
         writeln!(f, "{:<28} {:>9.2}", "total", total)

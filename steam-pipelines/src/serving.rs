@@ -243,6 +243,8 @@ pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
         (Some(served), true) => read_served(served).await?.map(Arc::new),
         _ => None,
     };
+    let mut stages = vec![StageSummary::since("read what was served", started)];
+    let t = Instant::now();
     let mode = if before.is_some() {
         WriteMode::Upsert
     } else {
@@ -267,7 +269,7 @@ pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
         )
         .await?,
     );
-    let mut stages = vec![StageSummary::since("recommendations", started)];
+    stages.push(StageSummary::since("recommendations", t));
 
     let t = Instant::now();
     match read_popular(&load.results).await? {
@@ -331,6 +333,8 @@ pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
             .await?,
         );
     }
+    stages.push(StageSummary::since("popular and users", t));
+    let t = Instant::now();
     if let Some(served) = &load.served {
         // Every store has these results now: they are what the next load compares with.
         use object_store::ObjectStoreExt;
@@ -343,7 +347,7 @@ pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
                 .map_err(|e| served.error(&to, e))?;
         }
     }
-    stages.push(StageSummary::since("popular and users", t));
+    stages.push(StageSummary::since("copy of what was served", t));
     stages.push(StageSummary::since("lake_to_serving", started));
     Ok(RunSummary {
         tables: written,
