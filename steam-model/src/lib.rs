@@ -15,7 +15,7 @@
 //!   (rayon), items then users each iteration; deterministic for a seed whatever the number of
 //!   threads.
 //! - [`AlsModel::fit_warm`]: the same training from a previous model's factors (new users and
-//!   games initialized as `fit` does), [`WARM_ITERATIONS`] iterations for a day of new reviews;
+//!   games starting at zero), [`WARM_ITERATIONS`] iterations for a day of new reviews;
 //!   [`AlsModel::factor_batches`] and [`AlsModel::from_factor_batches`] keep the factors between
 //!   runs as Arrow batches ([`AlsModel::factors_schema`]).
 //! - [`Holdout::evaluate`]: precision, recall, NDCG and MAP at k and catalog coverage of any

@@ -227,7 +227,7 @@ fn small_set() -> Ratings {
 }
 
 #[test]
-fn zero_warm_iterations_keep_the_previous_factors_and_initialize_new_ids_as_fit() {
+fn zero_warm_iterations_keep_the_previous_factors_and_start_new_ids_at_zero() {
     let all = small_set();
     // Before: 70% of the reviews, none of users from 120 on or of games from 36 on.
     let (kept, _) = all.split(0.3, 1).unwrap();
@@ -249,12 +249,13 @@ fn zero_warm_iterations_keep_the_previous_factors_and_initialize_new_ids_as_fit(
         assert_eq!(warm.user_ids(), init.user_ids());
         assert_eq!(warm.item_ids(), init.item_ids());
         let (mut fresh, mut fresh_items) = (0, 0);
+        let zeros = vec![0.0f32; params.rank];
         for &u in warm.user_ids() {
             let want = previous
                 .user_factors(u)
                 .or_else(|| {
                     fresh += 1;
-                    init.user_factors(u)
+                    Some(&zeros[..])
                 })
                 .unwrap();
             assert_eq!(warm.user_factors(u).unwrap(), want, "{params} user {u}");
@@ -264,7 +265,7 @@ fn zero_warm_iterations_keep_the_previous_factors_and_initialize_new_ids_as_fit(
                 .item_factors(i)
                 .or_else(|| {
                     fresh_items += 1;
-                    init.item_factors(i)
+                    Some(&zeros[..])
                 })
                 .unwrap();
             assert_eq!(warm.item_factors(i).unwrap(), want, "{params} item {i}");

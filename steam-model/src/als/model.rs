@@ -84,8 +84,7 @@ impl AlsModel {
 }
 
 /// [`AlsModel::fit`], or [`AlsModel::fit_warm`] with `previous`: the initial factors of the users
-/// and items `previous` knows are its factors (the caller checked its rank), the others the
-/// random initialization of their dense index.
+/// and items `previous` knows are its factors (the caller checked its rank), the others zero.
 pub(super) fn train(
     ratings: &Ratings,
     params: &AlsParams,
@@ -141,8 +140,16 @@ pub(super) fn train(
         (Feedback::Implicit, Solver::ConjugateGradient { .. }) => uniform_factors,
         _ => initial_factors,
     };
-    let mut user_factors = init(users.len(), rank, params.seed, 1);
-    let mut item_factors = init(items.len(), rank, params.seed, 2);
+    // Warm: what the previous model does not know starts at zero, so the first solves rest on the
+    // known factors alone (random factors of many new users would pull every item's first solve
+    // away from its known place) and each new id is solved from them.
+    let (mut user_factors, mut item_factors) = match previous {
+        Some(_) => (vec![0.0; users.len() * rank], vec![0.0; items.len() * rank]),
+        None => (
+            init(users.len(), rank, params.seed, 1),
+            init(items.len(), rank, params.seed, 2),
+        ),
+    };
     if let Some(previous) = previous {
         carry_over(
             &mut user_factors,
