@@ -64,7 +64,7 @@ pub fn served_file(results: &Lake) -> Option<Lake> {
 
 /// The lists of the results last served, by user, if there is a copy.
 async fn read_served(served: &Lake) -> Result<Option<HashMap<i32, Vec<i32>>>> {
-    use arrow::array::{Array, AsArray, ListArray};
+    use arrow::array::{AsArray, ListArray};
     use arrow::datatypes::Int32Type;
     let source = match LakeSource::objects(served).await {
         Ok(source) => source,
@@ -78,16 +78,23 @@ async fn read_served(served: &Lake) -> Result<Option<HashMap<i32, Vec<i32>>>> {
         let users = batch.column(0).as_primitive::<Int32Type>();
         let recs: &ListArray = batch.column(1).as_list::<i32>();
         for (i, user) in users.values().iter().enumerate() {
-            let games: Vec<i32> = if recs.is_null(i) {
-                Vec::new()
-            } else {
-                let list = recs.value(i);
-                list.as_primitive::<Int32Type>().iter().flatten().collect()
-            };
-            lists.insert(*user, games);
+            lists.insert(*user, games_of(recs, i));
         }
     }
     Ok(Some(lists))
+}
+
+/// The game ids of row `i` of served lists (none for a null list).
+fn games_of(recs: &arrow::array::ListArray, i: usize) -> Vec<i32> {
+    use arrow::array::{Array, AsArray};
+    if recs.is_null(i) {
+        return Vec::new();
+    }
+    recs.value(i)
+        .as_primitive::<arrow::datatypes::Int32Type>()
+        .iter()
+        .flatten()
+        .collect()
 }
 
 /// The rows of a served batch whose list differs from `before`'s (or whose user it lacks).
@@ -95,7 +102,7 @@ fn changed_rows(
     batch: &steam_core::RecordBatch,
     before: &HashMap<i32, Vec<i32>>,
 ) -> Result<steam_core::RecordBatch> {
-    use arrow::array::{Array, AsArray, BooleanArray, ListArray};
+    use arrow::array::{AsArray, BooleanArray, ListArray};
     use arrow::datatypes::Int32Type;
     let users = batch.column(0).as_primitive::<Int32Type>();
     let recs: &ListArray = batch.column(1).as_list::<i32>();
@@ -103,18 +110,7 @@ fn changed_rows(
         .values()
         .iter()
         .enumerate()
-        .map(|(i, user)| {
-            let now: Vec<i32> = if recs.is_null(i) {
-                Vec::new()
-            } else {
-                recs.value(i)
-                    .as_primitive::<Int32Type>()
-                    .iter()
-                    .flatten()
-                    .collect()
-            };
-            Some(before.get(user) != Some(&now))
-        })
+        .map(|(i, user)| Some(before.get(user) != Some(&games_of(recs, i))))
         .collect();
     arrow::compute::filter_record_batch(batch, &keep)
         .map_err(|e| Error::arrow("choosing the changed users", e))
