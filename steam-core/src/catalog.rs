@@ -203,6 +203,27 @@ pub fn recommendations_schema() -> SchemaRef {
     ]))
 }
 
+/// The training step's similar games, beside its results (`<name>.similar.parquet`): `game_id`
+/// Int32 and `similar` `list<struct<game_id: Int32, score: Float32>>`, the most similar first.
+pub fn similar_games_schema() -> SchemaRef {
+    let item = Fields::from(vec![
+        Field::new("game_id", DataType::Int32, true),
+        Field::new("score", DataType::Float32, true),
+    ]);
+    Arc::new(Schema::new(vec![
+        Field::new("game_id", DataType::Int32, false),
+        Field::new(
+            "similar",
+            DataType::List(Arc::new(Field::new(
+                "element",
+                DataType::Struct(item),
+                true,
+            ))),
+            true,
+        ),
+    ]))
+}
+
 /// What serving holds: `user_id` Int32 and `recommendations` `list<Int32>` of game ids, best first.
 pub fn served_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![

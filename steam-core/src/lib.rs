@@ -3,7 +3,7 @@
 //! - [`Source`] and [`Sink`]: an Arrow schema plus a stream of [`RecordBatch`]es in, a
 //!   [`WriteSummary`] out. Every connector implements them; sources and sinks never know each other.
 //! - [`catalog`]: the eleven processed tables and their Arrow schemas, the contract every connector
-//!   shares, and the schemas of the training step's output ([`recommendations_schema`]) and of
+//!   shares, and the schemas of the training step's output ([`recommendations_schema`], [`similar_games_schema`]) and of
 //!   what serving keeps of it ([`served_schema`]).
 //! - [`raw`]: the three raw files scraped from Steam and the columns each must have.
 //! - [`Error`]: one error type whose messages name the backend, table, file, line and column.
@@ -28,7 +28,7 @@ mod summary;
 
 pub use arrow::array::RecordBatch;
 pub use arrow::datatypes::SchemaRef;
-pub use catalog::{recommendations_schema, served_schema, Table};
+pub use catalog::{recommendations_schema, served_schema, similar_games_schema, Table};
 pub use channel::{
     batch_channel, spawn_blocking_stream, spawn_stream, tee, BatchSender, Completion,
 };

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use steam_model::{
-    default_grid, tune, AlsModel, AlsParams, Holdout, Popularity, Ratings, Recommender, Split,
-    WARM_ITERATIONS,
+    default_grid, tune, AlsModel, AlsParams, Holdout, ModelParams, Popularity, Ratings,
+    Recommender, Split, WARM_ITERATIONS,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -52,8 +52,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         holdout: 0.2,
         seed: 43,
     };
-    let tuning = tune(&day1, &default_grid(&AlsParams::default()), &split, 10)?;
-    let params = tuning.chosen().params.clone();
+    let grid: Vec<ModelParams> = default_grid(&AlsParams::default())
+        .into_iter()
+        .map(ModelParams::Als)
+        .collect();
+    let tuning = tune(&day1, &grid, &split, 10)?;
+    let params = tuning
+        .chosen()
+        .params
+        .als()
+        .cloned()
+        .ok_or("the ALS grid chose another family")?;
     println!("tuned on day 1: {params}");
     let holdout = Holdout::new(&train, &test);
     let ndcg = |r: &dyn Recommender| holdout.evaluate(r, 10).ndcg;

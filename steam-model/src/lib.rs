@@ -81,13 +81,21 @@ macro_rules! named_enum {
 }
 
 mod als;
+mod ease;
 mod eval;
+mod knn;
+mod models;
 mod ratings;
 mod recommend;
+mod sparse;
 mod tune;
 
 pub use als::{AlsModel, AlsParams, Confidence, Feedback, Solver, WARM_ITERATIONS};
+pub use ease::{EaseModel, EaseParams, EASE_MAX_ITEMS};
 pub use eval::{Holdout, Lists, Popularity, RandomItems, RankingMetrics, Recommender, Rmse};
+pub use knn::{ItemKnn, KnnParams, Similarity};
+pub use models::{Blend, BlendParams, Family, Model, ModelParams, PopularityModel};
 pub use ratings::{RatingColumns, Ratings};
+pub use sparse::Weighting;
 pub use steam_core::recommendations_schema;
-pub use tune::{default_grid, tune, Candidate, Split, SplitKind, Tuning};
+pub use tune::{auto_grid, default_grid, tune, Candidate, Split, SplitKind, Tuning, TIE};

@@ -136,7 +136,14 @@ impl AlsModel {
             .collect();
         let ratings: Float32Array = tops.iter().flatten().map(|(_, s)| *s).collect();
         let schema = recommendations_schema();
-        build(schema, user_ids, offsets, game_ids, ratings)
+        build(
+            schema,
+            user_ids,
+            offsets,
+            game_ids,
+            ratings,
+            "user_recommendations",
+        )
     }
 }
 
@@ -175,34 +182,37 @@ impl Seen {
     }
 }
 
-fn build(
+/// A batch of `schema` (a key column, then a list of (id, score) structs) from its columns;
+/// `what` names it in errors.
+pub(crate) fn build(
     schema: SchemaRef,
-    users: Int32Array,
+    keys: Int32Array,
     offsets: OffsetBuffer<i32>,
-    game_ids: Int32Array,
-    ratings: Float32Array,
+    ids: Int32Array,
+    scores: Float32Array,
+    what: &str,
 ) -> Result<RecordBatch> {
-    let fail = |e| Error::arrow("building user_recommendations", e);
+    let fail = |e| Error::arrow(format!("building {what}"), e);
     let DataType::List(element) = schema.field(1).data_type().clone() else {
         return Err(Error::Schema {
-            target: "user_recommendations".into(),
-            reason: "recommendations is not a list".into(),
+            target: what.into(),
+            reason: "the second column is not a list".into(),
         });
     };
     let DataType::Struct(fields) = element.data_type().clone() else {
         return Err(Error::Schema {
-            target: "user_recommendations".into(),
-            reason: "recommendations does not hold structs".into(),
+            target: what.into(),
+            reason: "the list does not hold structs".into(),
         });
     };
     let items = StructArray::try_new(
         fields,
-        vec![Arc::new(game_ids) as ArrayRef, Arc::new(ratings)],
+        vec![Arc::new(ids) as ArrayRef, Arc::new(scores)],
         None,
     )
     .map_err(fail)?;
     let list = ListArray::try_new(element, offsets, Arc::new(items), None).map_err(fail)?;
-    RecordBatch::try_new(schema, vec![Arc::new(users), Arc::new(list)]).map_err(fail)
+    RecordBatch::try_new(schema, vec![Arc::new(keys), Arc::new(list)]).map_err(fail)
 }
 
 #[cfg(test)]

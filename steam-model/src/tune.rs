@@ -1,5 +1,5 @@
-//! Holding reviews out ([`Split`]) and choosing a model by a small grid on a validation split
-//! ([`tune`]).
+//! Holding reviews out ([`Split`]) and choosing a model, family and parameters, on a validation
+//! split ([`tune`] over [`auto_grid`]).
 
 use std::fmt;
 use std::time::Instant;
@@ -7,8 +7,12 @@ use std::time::Instant;
 use steam_core::{Error, Result};
 
 use crate::als::{AlsModel, AlsParams, Confidence, Feedback};
+use crate::ease::{EaseParams, EASE_MAX_ITEMS};
 use crate::eval::{Holdout, RankingMetrics};
+use crate::knn::{KnnParams, Similarity};
+use crate::models::{BlendParams, Family, Model, ModelParams};
 use crate::ratings::Ratings;
+use crate::sparse::Weighting;
 
 /// How reviews are held out for evaluation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -117,15 +121,49 @@ pub fn default_grid(base: &AlsParams) -> Vec<AlsParams> {
     grid
 }
 
+/// The grid `--model auto` searches: popularity; item-kNN (cosine and BM25, K 20 and 100);
+/// EASE at λ 50, 300 and 1500 (binary; on at most [`EASE_MAX_ITEMS`] games, the most reviewed);
+/// ALS ([`default_grid`] around `base`, by successive halving); and blends of the best personal
+/// candidate with popularity at weights 0.1, 0.3 and 1.
+pub fn auto_grid(base: &AlsParams) -> Vec<ModelParams> {
+    let mut grid = vec![ModelParams::Popularity];
+    for similarity in [Similarity::Cosine, Similarity::Bm25 { k1: 1.2, b: 0.75 }] {
+        for neighbours in [20, 100] {
+            grid.push(ModelParams::ItemKnn(KnnParams {
+                neighbours,
+                similarity,
+            }));
+        }
+    }
+    for lambda in [50.0, 300.0, 1500.0] {
+        grid.push(ModelParams::Ease(EaseParams {
+            lambda,
+            weighting: Weighting::Binary,
+            max_items: EASE_MAX_ITEMS,
+        }));
+    }
+    grid.extend(default_grid(base).into_iter().map(ModelParams::Als));
+    for weight in [0.1, 0.3, 1.0] {
+        grid.push(ModelParams::Blend(BlendParams {
+            personal: None,
+            weight,
+        }));
+    }
+    grid
+}
+
 /// One point of the grid and how it did on the validation split.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
-    /// The parameters.
-    pub params: AlsParams,
+    /// The parameters (a blend's personal model resolved).
+    pub params: ModelParams,
     /// Its metrics on the validation reviews.
     pub metrics: RankingMetrics,
     /// Seconds to fit it.
     pub fit_seconds: f64,
+    /// How far it was taken: empty for a full fit; for an ALS candidate that successive halving
+    /// stopped, the iterations it ran (its metrics are those of that shorter fit).
+    pub note: String,
 }
 
 /// What [`tune`] found.
@@ -133,7 +171,8 @@ pub struct Candidate {
 pub struct Tuning {
     /// Every candidate, in grid order.
     pub candidates: Vec<Candidate>,
-    /// The index of the best one: highest NDCG@k, then precision@k, then the earlier.
+    /// The index of the chosen one: the simplest ([`ModelParams::complexity`], then the earlier)
+    /// of those within [`TIE`] of the best NDCG@k.
     pub best: usize,
     /// Reviews fitted on, and held out for validation.
     pub fit_reviews: usize,
@@ -143,6 +182,10 @@ pub struct Tuning {
     pub validation_users: usize,
 }
 
+/// NDCG within this fraction of the best counts as a tie in [`tune`], which the simpler model
+/// wins: differences that small do not survive another split.
+pub const TIE: f64 = 0.01;
+
 impl Tuning {
     /// The chosen candidate.
     pub fn chosen(&self) -> &Candidate {
@@ -150,10 +193,19 @@ impl Tuning {
     }
 }
 
+/// ALS candidates above this many are tuned by successive halving.
+const HALVING_FROM: usize = 4;
+
 /// Chooses among `grid` on a validation split of `train` (by `split`, never touching any test
-/// data): each candidate is fitted on the rest and ranked by NDCG@`k` on the validation reviews.
-/// An empty grid, or a split leaving no user to evaluate, is an error.
-pub fn tune(train: &Ratings, grid: &[AlsParams], split: &Split, k: usize) -> Result<Tuning> {
+/// data): each candidate is fitted on the rest and ranked by NDCG@`k` on the validation reviews;
+/// within [`TIE`] of the best, the simplest wins.
+///
+/// With more than three ALS candidates, they go through successive halving: all run a third of
+/// their iterations, the best third of them (by NDCG) continue from their factors to their full
+/// iterations. A blend without its personal model ([`BlendParams::personal`] `None`) blends the
+/// best personal candidate, reusing its fit. An empty grid, or a split leaving no user to
+/// evaluate, is an error.
+pub fn tune(train: &Ratings, grid: &[ModelParams], split: &Split, k: usize) -> Result<Tuning> {
     if grid.is_empty() {
         return Err(Error::Config {
             key: "grid".into(),
@@ -173,23 +225,145 @@ pub fn tune(train: &Ratings, grid: &[AlsParams], split: &Split, k: usize) -> Res
             ),
         });
     }
-    let mut candidates = Vec::with_capacity(grid.len());
-    for params in grid {
+    let mut candidates: Vec<Option<Candidate>> = vec![None; grid.len()];
+    // The best personal candidate's fitted model, for the blends.
+    let mut best_personal: Option<(f64, Model)> = None;
+    let keep = |ndcg: f64, model: Model, best: &mut Option<(f64, Model)>| {
+        if best.as_ref().is_none_or(|(b, _)| ndcg > *b) {
+            *best = Some((ndcg, model));
+        }
+    };
+    let als: Vec<usize> = (0..grid.len())
+        .filter(|n| grid[*n].als().is_some())
+        .collect();
+    for (n, params) in grid.iter().enumerate() {
+        if matches!(params, ModelParams::Als(_) | ModelParams::Blend(_)) {
+            continue;
+        }
         let t = Instant::now();
-        let model = AlsModel::fit(&fit, params)?;
+        let model = Model::fit(&fit, params)?;
         let fit_seconds = t.elapsed().as_secs_f64();
-        candidates.push(Candidate {
+        let metrics = holdout.evaluate(&model, k);
+        if params.family() != Family::Popularity {
+            keep(metrics.ndcg, model, &mut best_personal);
+        }
+        candidates[n] = Some(Candidate {
             params: params.clone(),
-            metrics: holdout.evaluate(&model, k),
+            metrics,
             fit_seconds,
+            note: String::new(),
         });
     }
-    let better = |a: &RankingMetrics, b: &RankingMetrics| {
-        a.ndcg > b.ndcg || (a.ndcg == b.ndcg && a.precision > b.precision)
-    };
+    // ALS: successive halving over a third of the iterations when there are many candidates.
+    let halving = als.len() >= HALVING_FROM;
+    let mut round: Vec<(usize, AlsModel, f64, RankingMetrics)> = Vec::new();
+    for n in &als {
+        let params = grid[*n].als().cloned().unwrap_or_default();
+        let first = if halving {
+            AlsParams {
+                iterations: params.iterations.div_ceil(3).max(1),
+                ..params.clone()
+            }
+        } else {
+            params.clone()
+        };
+        let t = Instant::now();
+        let model = AlsModel::fit(&fit, &first)?;
+        let seconds = t.elapsed().as_secs_f64();
+        let metrics = holdout.evaluate(&model, k);
+        round.push((*n, model, seconds, metrics));
+    }
+    if halving {
+        round.sort_by(|a, b| b.3.ndcg.total_cmp(&a.3.ndcg).then(a.0.cmp(&b.0)));
+        let survivors = round.len().div_ceil(3);
+        for (rank, (n, model, seconds, metrics)) in round.into_iter().enumerate() {
+            let params = grid[n].als().cloned().unwrap_or_default();
+            let first = params.iterations.div_ceil(3).max(1);
+            if rank >= survivors || first >= params.iterations {
+                candidates[n] = Some(Candidate {
+                    params: ModelParams::Als(params.clone()),
+                    metrics,
+                    fit_seconds: seconds,
+                    note: if first < params.iterations {
+                        format!(
+                            "stopped by successive halving after {first} of {} iterations",
+                            params.iterations
+                        )
+                    } else {
+                        String::new()
+                    },
+                });
+                if first >= params.iterations {
+                    keep(metrics.ndcg, Model::Als(model), &mut best_personal);
+                }
+                continue;
+            }
+            let rest = AlsParams {
+                iterations: params.iterations - first,
+                ..params.clone()
+            };
+            let t = Instant::now();
+            let full = AlsModel::fit_warm(&fit, &rest, &model)?.with_params(params.clone());
+            let metrics = holdout.evaluate(&full, k);
+            keep(metrics.ndcg, Model::Als(full), &mut best_personal);
+            candidates[n] = Some(Candidate {
+                params: ModelParams::Als(params),
+                metrics,
+                fit_seconds: seconds + t.elapsed().as_secs_f64(),
+                note: String::new(),
+            });
+        }
+    } else {
+        for (n, model, seconds, metrics) in round {
+            keep(metrics.ndcg, Model::Als(model), &mut best_personal);
+            candidates[n] = Some(Candidate {
+                params: grid[n].clone(),
+                metrics,
+                fit_seconds: seconds,
+                note: String::new(),
+            });
+        }
+    }
+    // Blends.
+    let mut personal = best_personal.map(|(_, m)| m);
+    for (n, params) in grid.iter().enumerate() {
+        let ModelParams::Blend(b) = params else {
+            continue;
+        };
+        let t = Instant::now();
+        let base = match &b.personal {
+            Some(p) => Model::fit(&fit, p)?,
+            None => match personal.take() {
+                Some(m) => m,
+                None => continue, // no personal candidate: nothing to blend
+            },
+        };
+        let blended = Model::blend(&fit, base, b.weight);
+        let fit_seconds = t.elapsed().as_secs_f64();
+        let metrics = holdout.evaluate(&blended, k);
+        candidates[n] = Some(Candidate {
+            params: blended.params(),
+            metrics,
+            fit_seconds,
+            note: String::new(),
+        });
+        if b.personal.is_none() {
+            if let Model::Blend(b) = blended {
+                personal = Some(*b.personal);
+            }
+        }
+    }
+    let candidates: Vec<Candidate> = candidates.into_iter().flatten().collect();
+    let top = candidates
+        .iter()
+        .map(|c| c.metrics.ndcg)
+        .filter(|v| v.is_finite())
+        .fold(f64::NEG_INFINITY, f64::max);
     let mut best = 0;
     for (n, c) in candidates.iter().enumerate() {
-        if better(&c.metrics, &candidates[best].metrics) {
+        let tied = |c: &Candidate| c.metrics.ndcg >= top * (1.0 - TIE);
+        let chosen = &candidates[best];
+        if tied(c) && (!tied(chosen) || c.params.complexity() < chosen.params.complexity()) {
             best = n;
         }
     }
@@ -227,18 +401,28 @@ mod tests {
             reg_param: 0.1,
             ..AlsParams::default()
         };
-        let grid = vec![starved, AlsParams::spark_explicit(), small];
+        let grid: Vec<ModelParams> = vec![
+            starved.into(),
+            AlsParams::spark_explicit().into(),
+            small.into(),
+        ];
         let tuning = tune(&r, &grid, &Split::Latest, 5).unwrap();
         assert_eq!(tuning.candidates.len(), 3);
         assert_ne!(tuning.best, 0, "{tuning:?}");
-        for c in &tuning.candidates {
-            assert!(tuning.chosen().metrics.ndcg >= c.metrics.ndcg, "{tuning:?}");
-        }
+        let top = tuning
+            .candidates
+            .iter()
+            .map(|c| c.metrics.ndcg)
+            .fold(0.0, f64::max);
+        assert!(
+            tuning.chosen().metrics.ndcg >= top * (1.0 - TIE),
+            "{tuning:?}"
+        );
         assert!(tuning.validation_users > 300, "{tuning:?}");
         assert_eq!(tuning.fit_reviews + tuning.validation_reviews, r.len());
         // The same validation split and fit, evaluated again, give the same figures.
         let (fit, validation) = Split::Latest.apply(&r).unwrap();
-        let model = AlsModel::fit(&fit, &tuning.chosen().params).unwrap();
+        let model = AlsModel::fit(&fit, tuning.chosen().params.als().unwrap()).unwrap();
         let again = Holdout::new(&fit, &validation).evaluate(&model, 5);
         assert_eq!(again, tuning.chosen().metrics);
         let e = tune(&r, &[], &Split::Latest, 5).unwrap_err().to_string();
@@ -249,6 +433,74 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no user"), "{e}");
+    }
+
+    /// Reviews of `users` users, six each, drawn from a skewed popularity over 40 games; with
+    /// `groups` > 1, each user draws only among the games of its group (40 / groups of them).
+    fn reviews(users: i32, groups: i32, seed: u64) -> Ratings {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut r = Ratings::new();
+        let per = 40 / groups;
+        for u in 0..users {
+            let g = u % groups;
+            let mut seen = Vec::new();
+            while seen.len() < 6 {
+                // Game rank by a skewed draw: low ranks are much more likely.
+                let rank = ((rng.f64().powi(3)) * per as f64) as i32;
+                let game = g * per + rank;
+                if !seen.contains(&game) {
+                    seen.push(game);
+                    r.push_review(u, game, 1.0, 0.0, None);
+                }
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn auto_tuning_picks_popularity_without_personal_signal_and_a_personal_model_with_it() {
+        let base = AlsParams {
+            iterations: 6,
+            ..AlsParams::default()
+        };
+        let split = Split::Random {
+            holdout: 0.2,
+            seed: 5,
+        };
+        // No personal signal: every user draws from the same popularity.
+        let flat = tune(&reviews(1500, 1, 1), &auto_grid(&base), &split, 5).unwrap();
+        assert_eq!(
+            flat.chosen().params,
+            ModelParams::Popularity,
+            "{:#?}",
+            flat.candidates
+        );
+        // Four taste groups: a personal model (or a blend) wins, clearly above popularity.
+        let grouped = tune(&reviews(1500, 4, 2), &auto_grid(&base), &split, 5).unwrap();
+        let chosen = grouped.chosen();
+        assert_ne!(chosen.params.family(), Family::Popularity);
+        let popularity = grouped
+            .candidates
+            .iter()
+            .find(|c| c.params == ModelParams::Popularity)
+            .unwrap();
+        assert!(
+            chosen.metrics.ndcg > 1.3 * popularity.metrics.ndcg,
+            "{grouped:#?}"
+        );
+        // Every candidate of the grid is listed; the blends name their personal model.
+        assert_eq!(grouped.candidates.len(), auto_grid(&base).len());
+        for c in &grouped.candidates {
+            if let ModelParams::Blend(b) = &c.params {
+                assert!(b.personal.is_some(), "{c:?}");
+            }
+        }
+        let halved = grouped
+            .candidates
+            .iter()
+            .filter(|c| !c.note.is_empty())
+            .count();
+        assert_eq!(halved, 10 - 4, "{grouped:#?}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub(crate) struct IdIndex {
 }
 
 impl IdIndex {
-    pub(super) fn new(ids: &[i32]) -> Self {
+    pub(crate) fn new(ids: &[i32]) -> Self {
         let mut ids = ids.to_vec();
         ids.par_sort_unstable();
         ids.dedup();

@@ -10,6 +10,7 @@ mod model;
 mod params;
 mod warm;
 
+pub(crate) use layout::IdIndex;
 pub(crate) use model::dot;
 pub use model::AlsModel;
 pub use params::{AlsParams, Confidence, Feedback, Solver};

@@ -36,6 +36,12 @@ impl AlsModel {
         &self.params
     }
 
+    /// The same factors under `params` (as the parameters they were fitted with).
+    pub(crate) fn with_params(mut self, params: AlsParams) -> Self {
+        self.params = params;
+        self
+    }
+
     /// The number of latent factors.
     pub fn rank(&self) -> usize {
         self.rank
