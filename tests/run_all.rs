@@ -163,7 +163,11 @@ collection = "recsys"
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(model["params"]["model"], train.params.feedback.to_string());
+    let family = match &train.params {
+        steam_recsys::model::ModelParams::Als(p) => p.feedback.to_string(),
+        other => other.family().to_string(),
+    };
+    assert_eq!(model["params"]["model"], family);
 
     // MongoDB: exactly one document per user with a result, its 10 game ids, no ratings.
     let mongo = options.mongo.client().await.unwrap();

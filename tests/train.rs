@@ -14,7 +14,7 @@ use futures::stream;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use steam_recsys::connectors::lake::{Lake, LakeParquetSink};
 use steam_recsys::core::{batch_stream, Sink, Table, TableRef, WriteMode};
-use steam_recsys::model::{Feedback, SplitKind};
+use steam_recsys::model::{auto_grid, AlsParams, Feedback, ModelParams, SplitKind};
 use steam_recsys::pipelines::{
     evaluate, generate, process, train, tune_reviews, EvaluateOptions, GenerateOptions,
     ProcessOptions, TrainOptions, TuneOptions,
@@ -71,7 +71,7 @@ async fn trains_on_reviews_and_writes_every_users_top_ten_in_sparks_schema() {
     ))
     .await
     .unwrap();
-    assert_eq!(report.params.feedback, Feedback::Explicit);
+    assert_eq!(report.params.als().unwrap().feedback, Feedback::Explicit);
     assert!(report.tuning.is_none());
 
     // Every review is a rating: trained on or held out (about 20%).
@@ -269,7 +269,10 @@ async fn the_default_is_tuned_recommends_unseen_games_and_is_described_beside_th
     options.holdout = 0.0;
     let report = train(&options).await.unwrap();
     let tuning = report.tuning.as_ref().unwrap();
-    assert_eq!(tuning.candidates.len(), 10);
+    assert_eq!(
+        tuning.candidates.len(),
+        auto_grid(&AlsParams::default()).len()
+    );
     assert_eq!(report.params, tuning.chosen().params);
     let served = lists(&out);
     assert_eq!(served.len(), report.users);
@@ -285,7 +288,7 @@ async fn the_default_is_tuned_recommends_unseen_games_and_is_described_beside_th
     // Spark's semantics on request: the heaviest users get games they reviewed.
     options.include_seen = true;
     options.tune = false;
-    options.params = report.params.clone();
+    options.model = Some(report.params.clone());
     let seen_out = dir.path().join("seen.parquet");
     options.out = lake(&seen_out);
     train(&options).await.unwrap();
@@ -298,10 +301,22 @@ async fn the_default_is_tuned_recommends_unseen_games_and_is_described_beside_th
         &std::fs::read(dir.path().join("results/user_recommendations.model.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(model["params"]["model"], report.params.feedback.to_string());
-    assert_eq!(model["params"]["rank"], report.params.rank);
+    match &report.params {
+        ModelParams::Als(p) => {
+            assert_eq!(model["params"]["model"], p.feedback.to_string());
+            assert_eq!(model["params"]["rank"], p.rank);
+        }
+        other => assert_eq!(model["params"]["model"], other.family().to_string()),
+    }
     let candidates = model["chosen_by"]["tune"]["candidates"].as_array().unwrap();
-    assert_eq!(candidates.len(), 10);
+    assert_eq!(candidates.len(), auto_grid(&AlsParams::default()).len());
+    // Every family is among the candidates.
+    for family in ["popularity", "item-knn", "ease", "als", "blend"] {
+        assert!(
+            candidates.iter().any(|c| c["family"] == family),
+            "{family}: {candidates:?}"
+        );
+    }
     assert_eq!(model["include_seen"], false);
 
     // Evaluated on each user's latest review, the default beats the popularity baseline.
@@ -336,6 +351,10 @@ async fn evaluate_scores_models_baselines_and_lists_from_elsewhere_on_one_split(
             "tuned (default)",
             "implicit",
             "explicit",
+            "ease",
+            "item-knn cosine",
+            "item-knn bm25",
+            "blend",
             "popularity",
             "random"
         ]
@@ -378,8 +397,11 @@ async fn evaluate_scores_models_baselines_and_lists_from_elsewhere_on_one_split(
     let tuned = tune_reviews(&TuneOptions::new(input.clone()))
         .await
         .unwrap();
-    assert_eq!(tuned.tuning.candidates.len(), 10);
-    assert!(tuned.to_string().contains("chosen (best NDCG@10)"));
+    assert_eq!(
+        tuned.tuning.candidates.len(),
+        auto_grid(&AlsParams::default()).len()
+    );
+    assert!(tuned.to_string().contains("chosen (best NDCG@10"));
     let mut bad = EvaluateOptions::new(input);
     bad.lists = vec![("wrong".into(), lake(&tables.join("users_mapping.parquet")))];
     let e = evaluate(&bad).await.unwrap_err().to_string();

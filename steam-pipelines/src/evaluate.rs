@@ -11,8 +11,9 @@ use futures::{stream, StreamExt};
 use steam_connectors::lake::{Lake, LakeSource, ParquetObjectSink};
 use steam_core::{batch_stream, Error, Result, Sink, TableRef, WriteMode};
 use steam_model::{
-    default_grid, tune, AlsModel, AlsParams, Holdout, Lists, Popularity, RandomItems,
-    RankingMetrics, RatingColumns, Ratings, Recommender, Split, SplitKind, Tuning,
+    auto_grid, tune, AlsModel, AlsParams, BlendParams, EaseParams, Holdout, KnnParams, Lists,
+    Model, ModelParams, Popularity, RandomItems, RankingMetrics, RatingColumns, Ratings,
+    Recommender, Similarity, Split, SplitKind, Tuning,
 };
 
 use crate::train::{metrics_header, metrics_row, read_ratings};
@@ -39,8 +40,11 @@ pub struct EvaluateOptions {
     pub implicit: AlsParams,
     /// The explicit model's parameters.
     pub explicit: AlsParams,
-    /// Add the model `train` would choose by default: tuned on a validation split of the training
-    /// reviews.
+    /// The other families, by name (each row fitted on the training reviews as given):
+    /// [`EvaluateOptions::families`] by default.
+    pub others: Vec<(String, ModelParams)>,
+    /// Add the model `train` would choose by default: family and parameters tuned on a validation
+    /// split of the training reviews.
     pub tune: bool,
     /// Lists computed elsewhere, by name: results objects in [`steam_model::recommendations_schema`]
     /// (such as another library's top 10), evaluated as given.
@@ -64,10 +68,43 @@ impl EvaluateOptions {
             k: 10,
             implicit: AlsParams::default(),
             explicit: AlsParams::spark_explicit(),
+            others: EvaluateOptions::families(),
             tune: false,
             lists: Vec::new(),
             save_split: None,
         }
+    }
+}
+
+impl EvaluateOptions {
+    /// The families evaluated beside ALS by default: EASE (λ 500), item-kNN (cosine and BM25, K
+    /// 100), and a blend of EASE with popularity (weight 0.3).
+    pub fn families() -> Vec<(String, ModelParams)> {
+        let ease = ModelParams::Ease(EaseParams::default());
+        vec![
+            ("ease".into(), ease.clone()),
+            (
+                "item-knn cosine".into(),
+                ModelParams::ItemKnn(KnnParams {
+                    neighbours: 100,
+                    similarity: Similarity::Cosine,
+                }),
+            ),
+            (
+                "item-knn bm25".into(),
+                ModelParams::ItemKnn(KnnParams {
+                    neighbours: 100,
+                    similarity: Similarity::Bm25 { k1: 1.2, b: 0.75 },
+                }),
+            ),
+            (
+                "blend".into(),
+                ModelParams::Blend(BlendParams {
+                    personal: Some(Box::new(ease)),
+                    weight: 0.3,
+                }),
+            ),
+        ]
     }
 }
 
@@ -238,13 +275,13 @@ pub async fn evaluate(options: &EvaluateOptions) -> Result<EvaluateReport> {
             let t = Instant::now();
             let tuning = tune(
                 &train,
-                &default_grid(&options.implicit),
+                &auto_grid(&options.implicit),
                 &options
                     .split
                     .validation(options.holdout, options.implicit.seed),
                 k,
             )?;
-            let model = AlsModel::fit(&train, &tuning.chosen().params)?;
+            let model = Model::fit(&train, &tuning.chosen().params)?;
             let detail = format!("tuned: {}", model.params());
             row("tuned (default)", detail, &model, t.elapsed().as_secs_f64());
         }
@@ -254,6 +291,11 @@ pub async fn evaluate(options: &EvaluateOptions) -> Result<EvaluateReport> {
         ] {
             let t = Instant::now();
             let model = AlsModel::fit(&train, params)?;
+            row(name, params.to_string(), &model, t.elapsed().as_secs_f64());
+        }
+        for (name, params) in &options.others {
+            let t = Instant::now();
+            let model = Model::fit(&train, params)?;
             row(name, params.to_string(), &model, t.elapsed().as_secs_f64());
         }
         let t = Instant::now();
@@ -308,8 +350,8 @@ pub struct TuneOptions {
     pub holdout: f64,
     /// The k of the metrics.
     pub k: usize,
-    /// The grid; [`steam_model::default_grid`] around the default parameters by default.
-    pub grid: Vec<AlsParams>,
+    /// The grid; [`steam_model::auto_grid`] around the default ALS parameters by default.
+    pub grid: Vec<ModelParams>,
 }
 
 impl TuneOptions {
@@ -322,7 +364,7 @@ impl TuneOptions {
             split: SplitKind::Random,
             holdout: 0.2,
             k: 10,
-            grid: default_grid(&AlsParams::default()),
+            grid: auto_grid(&AlsParams::default()),
         }
     }
 }
@@ -358,16 +400,28 @@ impl fmt::Display for TuneReport {
         writeln!(f)?;
         for (n, c) in t.candidates.iter().enumerate() {
             writeln!(f, "{:>2}  {:>7.2} s  {}", n + 1, c.fit_seconds, c.params)?;
+            if !c.note.is_empty() {
+                writeln!(f, "              ({})", c.note)?;
+            }
         }
         writeln!(f)?;
-        writeln!(f, "chosen (best NDCG@{k}): {}", t.chosen().params)
+        writeln!(
+            f,
+            "chosen (best NDCG@{k}; within {}% of it, the simplest): {}",
+            steam_model::TIE * 100.0,
+            t.chosen().params
+        )
     }
 }
 
 /// Fits every candidate of the grid on part of the reviews and ranks them by NDCG@k on the rest.
 pub async fn tune_reviews(options: &TuneOptions) -> Result<TuneReport> {
     let (input, reviews) = read_ratings(&options.reviews, options.date, &options.columns).await?;
-    let seed = options.grid.first().map_or(42, |p| p.seed);
+    let seed = options
+        .grid
+        .iter()
+        .find_map(ModelParams::als)
+        .map_or(42, |p| p.seed);
     let split = options.split.validation(options.holdout, seed);
     let (grid, k) = (options.grid.clone(), options.k);
     let tuning = tokio::task::spawn_blocking(move || tune(&reviews, &grid, &split, k))

@@ -14,8 +14,9 @@ use steam_core::{
     Error, Result, RunSummary, Sink, StageSummary, TableRef, WriteMode, WriteSummary,
 };
 use steam_model::{
-    default_grid, recommendations_schema, tune, AlsModel, AlsParams, Feedback, Holdout, Popularity,
-    RankingMetrics, RatingColumns, Ratings, Rmse, Split, SplitKind, Tuning,
+    auto_grid, recommendations_schema, tune, AlsModel, AlsParams, Feedback, Holdout, Model,
+    ModelParams, Popularity, RankingMetrics, RatingColumns, Ratings, Rmse, Split, SplitKind,
+    Tuning,
 };
 /// The reference's results bucket.
 pub const DEFAULT_RESULTS_LAKE: &str = "gs://inference_games_results";
@@ -43,11 +44,15 @@ pub struct TrainOptions {
     /// With a random split: the fraction of `reviews` held out for evaluation (the model is
     /// trained on the rest); 0 trains on everything and evaluates nothing.
     pub holdout: f64,
-    /// ALS parameters (the seed also drives the splits). With [`TrainOptions::tune`], only the
-    /// iterations and the seed are used.
+    /// ALS parameters (the seed also drives the splits). With [`TrainOptions::tune`], the base of
+    /// the ALS candidates (their iterations and seed).
     pub params: AlsParams,
-    /// Choose the model by [`steam_model::tune`] over [`steam_model::default_grid`] on a
-    /// validation split of the training reviews, then fit it on all of them.
+    /// Without tuning: a model of another family to train instead of ALS with
+    /// [`TrainOptions::params`].
+    pub model: Option<ModelParams>,
+    /// Choose the family and its parameters by [`steam_model::tune`] over
+    /// [`steam_model::auto_grid`] on a validation split of the training reviews, then fit the
+    /// chosen one on all of them.
     pub tune: bool,
     /// Recommend games the user already reviewed too, as Spark's `recommendForAllUsers` does
     /// [default: only games the user has not reviewed].
@@ -83,6 +88,7 @@ impl TrainOptions {
             split: SplitKind::Random,
             holdout: 0.2,
             params: AlsParams::default(),
+            model: None,
             tune: true,
             include_seen: false,
             top_k: 10,
@@ -132,13 +138,13 @@ pub struct TrainReport {
     pub held_out_ratings: usize,
     /// Input rows left out: null user, item or rating.
     pub skipped_rows: u64,
-    /// The parameters of the model trained.
-    pub params: AlsParams,
+    /// The family and parameters of the model trained.
+    pub params: ModelParams,
     /// The tuning that chose them, if they were chosen.
     pub tuning: Option<Tuning>,
-    /// Users with factors.
+    /// Users with a list.
     pub users: usize,
-    /// Items with factors.
+    /// Games in the training data.
     pub items: usize,
     /// Explicit model: RMSE on the training ratings.
     pub train_rmse: Option<Rmse>,
@@ -153,6 +159,8 @@ pub struct TrainReport {
     pub written: WriteSummary,
     /// Where the model description was written.
     pub model_file: String,
+    /// Games with a list of similar games written beside the results.
+    pub similar_games: usize,
     /// Seconds per stage: read, tune, fit, evaluate, recommend (with the write).
     pub stages: Vec<StageSummary>,
 }
@@ -175,24 +183,7 @@ impl TrainReport {
     /// What is written beside the results: the model, its parameters, how they were chosen, and
     /// the metrics.
     pub fn model_json(&self) -> serde_json::Value {
-        let p = &self.params;
-        let mut model = serde_json::json!({
-            "model": p.feedback.to_string(),
-            "rank": p.rank,
-            "iterations": p.iterations,
-            "reg_param": p.reg_param,
-            "seed": p.seed,
-        });
-        if p.feedback == Feedback::Implicit {
-            model["alpha"] = p.alpha.into();
-            model["confidence"] = p.confidence.to_string().into();
-            model["solver"] = match p.solver {
-                steam_model::Solver::Cholesky => "cholesky".into(),
-                steam_model::Solver::ConjugateGradient { steps } => {
-                    serde_json::json!({ "conjugate_gradient_steps": steps })
-                }
-            };
-        }
+        let model = params_json(&self.params);
         serde_json::json!({
             "params": model,
             "chosen_by": match &self.tuning {
@@ -204,8 +195,10 @@ impl TrainReport {
                         "validation_users": t.validation_users,
                         "candidates": t.candidates.iter().map(|c| serde_json::json!({
                             "params": c.params.to_string(),
+                            "family": c.params.family().to_string(),
                             "metrics": metrics_json(&c.metrics),
                             "fit_seconds": c.fit_seconds,
+                            "note": c.note,
                         })).collect::<Vec<_>>(),
                     }
                 }),
@@ -221,6 +214,50 @@ impl TrainReport {
                 "popularity": metrics_json(&pop),
             })),
         })
+    }
+}
+
+/// The `params` of a model description: the family (`model`: `implicit` or `explicit` for ALS,
+/// else the family's name) and its parameters.
+fn params_json(params: &ModelParams) -> serde_json::Value {
+    match params {
+        ModelParams::Als(p) => {
+            let mut model = serde_json::json!({
+                "model": p.feedback.to_string(),
+                "rank": p.rank,
+                "iterations": p.iterations,
+                "reg_param": p.reg_param,
+                "seed": p.seed,
+            });
+            if p.feedback == Feedback::Implicit {
+                model["alpha"] = p.alpha.into();
+                model["confidence"] = p.confidence.to_string().into();
+                model["solver"] = match p.solver {
+                    steam_model::Solver::Cholesky => "cholesky".into(),
+                    steam_model::Solver::ConjugateGradient { steps } => {
+                        serde_json::json!({ "conjugate_gradient_steps": steps })
+                    }
+                };
+            }
+            model
+        }
+        ModelParams::Ease(p) => serde_json::json!({
+            "model": "ease",
+            "lambda": p.lambda,
+            "weighting": p.weighting.to_string(),
+            "max_items": p.max_items,
+        }),
+        ModelParams::ItemKnn(p) => serde_json::json!({
+            "model": "item-knn",
+            "neighbours": p.neighbours,
+            "similarity": p.similarity.to_string(),
+        }),
+        ModelParams::Popularity => serde_json::json!({ "model": "popularity" }),
+        ModelParams::Blend(b) => serde_json::json!({
+            "model": "blend",
+            "weight": b.weight,
+            "personal": b.personal.as_deref().map(params_json),
+        }),
     }
 }
 
@@ -295,7 +332,7 @@ impl fmt::Display for TrainReport {
         writeln!(f, "model            {}", self.params)?;
         writeln!(
             f,
-            "factors          {} users, {} items",
+            "fitted           {} users, {} games",
             self.users, self.items
         )?;
         if let Some(r) = &self.train_rmse {
@@ -327,6 +364,11 @@ impl fmt::Display for TrainReport {
             }
         )?;
         writeln!(f, "model file       {}", self.model_file)?;
+        writeln!(
+            f,
+            "similar games    {} games' lists beside the results",
+            self.similar_games
+        )?;
         for s in &self.stages {
             writeln!(f, "  {:<14} {:>8.2} s", s.stage, s.seconds)?;
         }
@@ -336,7 +378,9 @@ impl fmt::Display for TrainReport {
 
 /// A fitted model and its evaluation.
 struct Fitted {
-    model: AlsModel,
+    model: Model,
+    /// Each game's similar games, once computed.
+    similar: Option<steam_core::RecordBatch>,
     tuning: Option<Tuning>,
     train_rmse: Option<Rmse>,
     test_rmse: Option<Rmse>,
@@ -345,13 +389,28 @@ struct Fitted {
 }
 
 /// Reads the ratings of `lake` (see [`TrainOptions::reviews`]), only the columns of `columns`.
+/// Interaction logs often have no hours or dates: an hours or date column the input lacks is not
+/// read (every review 0 hours; no dates, so the latest review of a user is its last in input
+/// order), with a warning.
 pub async fn read_ratings(
     lake: &Lake,
     date: Option<NaiveDate>,
     columns: &RatingColumns,
 ) -> Result<(String, Ratings)> {
     let lake = lake.snapshot(date).await?;
-    let source = LakeSource::objects(&lake).await?.select(&columns.names())?;
+    let source = LakeSource::objects(&lake).await?;
+    let schema = steam_core::Source::schema(&source);
+    let mut columns = columns.clone();
+    for (what, column) in [("hours", &mut columns.hours), ("date", &mut columns.date)] {
+        if let Some(name) = column.as_deref() {
+            if schema.field_with_name(name).is_err() {
+                tracing::warn!("{lake} has no {what} column {name:?}: read without {what}",);
+                *column = None;
+            }
+        }
+    }
+    let columns = &columns;
+    let source = source.select(&columns.names())?;
     let mut stream = steam_core::Source::read(&source).await?;
     let mut ratings = Ratings::new();
     while let Some(batch) = stream.next().await {
@@ -380,24 +439,30 @@ fn fit_and_evaluate(
             iterations: steam_model::WARM_ITERATIONS,
             ..previous.params().clone()
         };
-        (params, None)
+        (ModelParams::Als(params), None)
     } else if options.tune {
         let t = Instant::now();
         let tuning = tune(
             train_set,
-            &default_grid(&options.params),
+            &auto_grid(&options.params),
             &options.validation_split(),
             options.top_k,
         )?;
         stages.push(StageSummary::since("tune", t));
         (tuning.chosen().params.clone(), Some(tuning))
     } else {
-        (options.params.clone(), None)
+        let params = options
+            .model
+            .clone()
+            .unwrap_or_else(|| ModelParams::Als(options.params.clone()));
+        (params, None)
     };
     let t = Instant::now();
-    let model = match previous {
-        Some(previous) => AlsModel::fit_warm(train_set, &params, previous)?,
-        None => AlsModel::fit(train_set, &params)?,
+    let model = match (previous, &params) {
+        (Some(previous), ModelParams::Als(params)) => {
+            Model::Als(AlsModel::fit_warm(train_set, params, previous)?)
+        }
+        _ => Model::fit(train_set, &params)?,
     };
     stages.push(StageSummary::since(
         if previous.is_some() {
@@ -408,8 +473,9 @@ fn fit_and_evaluate(
         t,
     ));
     let t = Instant::now();
-    let explicit = params.feedback == Feedback::Explicit;
-    let train_rmse = explicit.then(|| model.rmse(train_set));
+    let als = model.als();
+    let explicit = als.is_some_and(|m| m.params().feedback == Feedback::Explicit);
+    let train_rmse = als.filter(|_| explicit).map(|m| m.rmse(train_set));
     let (test_rmse, metrics) = if held_out.is_empty() {
         (None, None)
     } else {
@@ -417,13 +483,14 @@ fn fit_and_evaluate(
         let ours = holdout.evaluate(&model, options.top_k);
         let popular = holdout.evaluate(&Popularity::fit(train_set), options.top_k);
         (
-            explicit.then(|| model.rmse(held_out)),
+            als.filter(|_| explicit).map(|m| m.rmse(held_out)),
             Some((ours, popular)),
         )
     };
     stages.push(StageSummary::since("evaluate", t));
     Ok(Fitted {
         model,
+        similar: None,
         tuning,
         train_rmse,
         test_rmse,
@@ -481,6 +548,12 @@ pub async fn previous_model(out: &Lake) -> Result<Option<AlsModel>> {
             target: url.clone(),
             reason: format!("not a model description: {e}"),
         })?;
+    if !matches!(
+        json["params"]["model"].as_str(),
+        Some("implicit" | "explicit")
+    ) {
+        return Ok(None); // another family: no factors to start from
+    }
     let params = params_from_json(&json["params"]).map_err(|reason| Error::Schema {
         target: url,
         reason,
@@ -619,6 +692,16 @@ pub fn popular_file(out: &Lake) -> Option<Lake> {
     out.sibling(&format!("{file}.popular.parquet"))
 }
 
+/// The similar games of results object `out`: beside it, `<name>.similar.parquet`
+/// ([`steam_core::similar_games_schema`]: each game's most similar games by the chosen model,
+/// best first), which the serving load copies for `GET /games/{id}/similar`. `None` when `out` is
+/// not a `.parquet` object.
+pub fn similar_file(out: &Lake) -> Option<Lake> {
+    let object = out.path(&[]);
+    let file = object.filename()?.strip_suffix(".parquet")?.to_owned();
+    out.sibling(&format!("{file}.similar.parquet"))
+}
+
 /// The schema of [`popular_file`].
 pub fn popular_file_schema() -> steam_core::SchemaRef {
     use arrow::datatypes::{DataType, Field, Schema};
@@ -635,6 +718,7 @@ pub fn popular_file_schema() -> steam_core::SchemaRef {
 /// complete, then the model description beside it ([`model_file`]).
 pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
     let mut stages = Vec::new();
+    let (top_k, include_seen) = (options.top_k, options.include_seen);
 
     let t = Instant::now();
     let (input, all) = read_ratings(&options.reviews, options.date, &options.columns).await?;
@@ -663,13 +747,20 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
     let warm_started = previous.is_some();
     let fit_options = options.clone();
     let (fitted, train_set) = tokio::task::spawn_blocking(move || {
-        let fitted = fit_and_evaluate(&fit_options, &train_set, &held_out, previous.as_ref());
+        let fitted = fit_and_evaluate(&fit_options, &train_set, &held_out, previous.as_ref())
+            .and_then(|mut fitted| {
+                let t = Instant::now();
+                fitted.similar = Some(fitted.model.similar_games(&train_set, fit_options.top_k)?);
+                fitted.stages.push(StageSummary::since("similar games", t));
+                Ok(fitted)
+            });
         (fitted, train_set)
     })
     .await
     .map_err(|e| Error::from_join("training", e))?;
     let Fitted {
         model,
+        similar,
         tuning,
         train_rmse,
         test_rmse,
@@ -679,17 +770,26 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
     stages.extend(fit_stages);
 
     let t = Instant::now();
-    let (users, items) = (model.num_users(), model.num_items());
-    let params = model.params().clone();
-    let factors = match factors_file(&options.out) {
-        Some(file) => {
+    let params = model.params();
+    let users = train_set
+        .users()
+        .iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    let items = train_set
+        .items()
+        .iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    let factors = match (factors_file(&options.out), model.als()) {
+        (Some(file), Some(als)) => {
             let batches: Vec<steam_core::RecordBatch> =
-                model.factor_batches(64 * 1024).collect::<Result<_>>()?;
+                als.factor_batches(64 * 1024).collect::<Result<_>>()?;
             Some((file, batches))
         }
-        None => None,
+        _ => None,
     };
-    let (top_k, include_seen) = (options.top_k, options.include_seen);
+    let similar = similar_file(&options.out).map(|file| (file, similar));
     let popular: Vec<i32> = steam_model::Popularity::fit(&train_set)
         .ranked()
         .iter()
@@ -703,10 +803,10 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
     // The results object is published only when the producer has computed every user's list: a
     // producer that fails or panics ends the stream with an error, and the sink aborts.
     let stream = spawn_blocking_stream("recommendForAllUsers", move |tx| {
-        let batches: Box<dyn Iterator<Item = Result<_>>> = if include_seen {
-            Box::new(model.recommend_for_all_users(top_k, 16 * 1024))
+        let batches = if include_seen {
+            model.recommend_for_all_users(&train_set, top_k, 16 * 1024)
         } else {
-            Box::new(model.recommend_unseen(&train_set, top_k, 16 * 1024))
+            model.recommend_unseen(&train_set, top_k, 16 * 1024)
         };
         for batch in batches {
             let batch = match &kept {
@@ -748,6 +848,19 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
             .await?;
     }
 
+    let similar_games = similar
+        .as_ref()
+        .map_or(0, |(_, b)| b.as_ref().map_or(0, |b| b.num_rows()));
+    if let Some((file, Some(batch))) = similar {
+        ParquetObjectSink::new(file)
+            .write(
+                &TableRef::new("similar_games", steam_core::similar_games_schema()),
+                WriteMode::Replace,
+                steam_core::batch_stream(futures::stream::iter([Ok(batch)])),
+            )
+            .await?;
+    }
+
     if let Some((file, batches)) = factors {
         ParquetObjectSink::new(file)
             .write(
@@ -775,6 +888,7 @@ pub async fn train(options: &TrainOptions) -> Result<TrainReport> {
         include_seen,
         written,
         model_file: model_url,
+        similar_games,
         stages,
     };
     let json = serde_json::to_vec_pretty(&report.model_json()).map_err(|e| Error::Internal {

@@ -386,3 +386,124 @@ fn dotenv_variables_reach_the_flags() {
         "the .env's POSTGRES_URL was not used: {text}"
     );
 }
+
+/// `path`'s games_reviews stripped to an interaction log: user_id, game_id, recommendation (no
+/// hours, no date).
+fn interactions_only(processed: &Path, path: &Path) {
+    let file = std::fs::File::open(processed.join("games_reviews.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut writer = None;
+    for batch in reader {
+        let batch = batch.unwrap();
+        let batch = batch
+            .project(&[
+                batch.schema().index_of("user_id").unwrap(),
+                batch.schema().index_of("game_id").unwrap(),
+                batch.schema().index_of("recommendation").unwrap(),
+            ])
+            .unwrap();
+        let w = writer.get_or_insert_with(|| {
+            parquet::arrow::ArrowWriter::try_new(
+                std::fs::File::create(path).unwrap(),
+                batch.schema(),
+                None,
+            )
+            .unwrap()
+        });
+        w.write(&batch).unwrap();
+    }
+    writer.unwrap().close().unwrap();
+}
+
+#[test]
+fn every_family_trains_on_an_interaction_log_without_dates_or_hours() {
+    let dir = tempfile::tempdir().unwrap();
+    let processed = generated(dir.path(), "3000");
+    let log = dir.path().join("interactions.parquet");
+    interactions_only(&processed, &log);
+    let run = |args: &[&str]| {
+        let out = steam_recsys().args(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), stdout, stderr)
+    };
+    let log = log.to_str().unwrap();
+    let out = dir.path().join("recs.parquet");
+    let out = out.to_str().unwrap();
+    for (family, extra, printed) in [
+        ("ease", &["--lambda", "20"][..], "ease λ 20, binary"),
+        ("item-knn", &["--similarity", "bm25"][..], "item-knn bm25"),
+        ("popularity", &[][..], "model            popularity"),
+        ("implicit", &["--blend", "0.5"][..], "blend of (implicit"),
+        ("auto", &[][..], "tuned"),
+    ] {
+        for split in ["random", "latest"] {
+            let (ok, stdout, stderr) = run(&[
+                &["train", "--reviews", log, "--out", out, "--model", family][..],
+                extra,
+                &["--split", split],
+            ]
+            .concat());
+            assert!(ok, "{family} {split}: {stderr}");
+            assert!(stdout.contains(printed), "{family}: {stdout}");
+            assert!(stderr.contains("no date column"), "{stderr}");
+            assert!(stderr.contains("no hours column"), "{stderr}");
+        }
+        // The similar games are beside the results, one row per game.
+        let similar = dir.path().join("recs.similar.parquet");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&similar).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            reader.metadata().file_metadata().num_rows() > 10,
+            "{family}"
+        );
+    }
+    // A flag the chosen family does not use is refused, not ignored.
+    for (family, flag) in [
+        ("ease", "--neighbours"),
+        ("item-knn", "--lambda"),
+        ("popularity", "--blend"),
+    ] {
+        let (ok, _, stderr) = run(&[
+            "train",
+            "--reviews",
+            log,
+            "--out",
+            out,
+            "--model",
+            family,
+            flag,
+            "3",
+        ]);
+        assert!(!ok, "{family} {flag}");
+        assert!(stderr.contains(flag), "{stderr}");
+    }
+    // evaluate prints every family and both baselines in one table; tune ranks every family.
+    let (ok, stdout, stderr) = run(&["evaluate", "--reviews", log]);
+    assert!(ok, "{stderr}");
+    for row in [
+        "implicit",
+        "explicit",
+        "ease",
+        "item-knn cosine",
+        "item-knn bm25",
+        "blend",
+        "popularity",
+        "random",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(row)),
+            "{row}: {stdout}"
+        );
+    }
+    let (ok, stdout, stderr) = run(&["tune", "--reviews", log, "--iterations", "3"]);
+    assert!(ok, "{stderr}");
+    for family in ["popularity", "item-knn", "ease", "implicit", "blend of"] {
+        assert!(stdout.contains(family), "{family}: {stdout}");
+    }
+}

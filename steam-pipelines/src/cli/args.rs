@@ -176,7 +176,8 @@ pub enum Command {
         conformed_lake: Option<String>,
     },
     /// Serve every user's recommendations over HTTP: GET /users/{user_id}/recommendations,
-    /// /users/by-name/{username}/recommendations, /healthz, /metrics. From Redis, else MongoDB;
+    /// /users/by-name/{username}/recommendations, /games/{game_id}/similar, /healthz, /metrics.
+    /// From Redis, else MongoDB;
     /// users the model does not know get the popular list. Stops on SIGTERM or Ctrl-C.
     Serve {
         /// The address to listen on [default: the profile's serve.bind, else 127.0.0.1:8080].
@@ -439,20 +440,48 @@ pub enum SqlFormat {
 /// `--model`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ModelChoice {
-    /// Chosen by `tune` on a validation split of the training reviews.
+    /// Family and parameters chosen by `tune` on a validation split of the training reviews.
     Auto,
     /// Implicit-feedback ALS: every review an interaction, confidence 1 + α·ln(1 + hours).
     Implicit,
     /// Explicit-feedback ALS as Spark ML runs it (the reference's model).
     Explicit,
+    /// EASE, the closed-form item-item model (--lambda).
+    Ease,
+    /// Item-kNN (--neighbours, --similarity).
+    ItemKnn,
+    /// The most recommended games the user has not reviewed.
+    Popularity,
+}
+
+/// `--similarity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimilarityChoice {
+    /// Cosine.
+    Cosine,
+    /// BM25 (K1 1.2, B 0.75).
+    Bm25,
 }
 
 /// The model and its parameters, for `train` and `evaluate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
-    /// auto: chosen by tuning; implicit or explicit: the given parameters.
+    /// auto: family and parameters chosen by tuning; any other: that family with the given
+    /// parameters.
     #[arg(long, value_enum, default_value_t = ModelChoice::Auto)]
     pub model: ModelChoice,
+    /// EASE: the regularization λ [default: 500].
+    #[arg(long)]
+    pub lambda: Option<f64>,
+    /// Item-kNN: neighbours kept per game [default: 20].
+    #[arg(long)]
+    pub neighbours: Option<usize>,
+    /// Item-kNN: the similarity [default: cosine].
+    #[arg(long, value_enum)]
+    pub similarity: Option<SimilarityChoice>,
+    /// Blend the model's scores (scaled per user to at most 1) with popularity at this weight.
+    #[arg(long, value_name = "WEIGHT")]
+    pub blend: Option<f32>,
     /// Latent factors [default: 10].
     #[arg(long)]
     pub rank: Option<usize>,
@@ -481,15 +510,22 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The parameters, and whether they are to be tuned (`--model auto`). With auto, a model
-    /// parameter is an error: tuning would ignore it.
-    pub fn params(&self) -> steam_core::Result<(steam_model::AlsParams, bool)> {
-        use steam_model::AlsParams;
+    /// The ALS parameters (the base of tuning's ALS candidates with auto), the model of another
+    /// family if one is chosen, and whether the model is to be tuned (`--model auto`). A
+    /// parameter that the chosen model does not use is an error: it would be ignored.
+    pub fn params(
+        &self,
+    ) -> steam_core::Result<(
+        steam_model::AlsParams,
+        Option<steam_model::ModelParams>,
+        bool,
+    )> {
+        use steam_model::{AlsParams, ModelParams};
         let base = match self.model {
             ModelChoice::Explicit => AlsParams::spark_explicit(),
-            ModelChoice::Auto | ModelChoice::Implicit => AlsParams::default(),
+            _ => AlsParams::default(),
         };
-        let given = self.rank.is_some()
+        let als_given = self.rank.is_some()
             || self.reg_param.is_some()
             || self.alpha.is_some()
             || self.confidence.is_some()
@@ -507,15 +543,67 @@ impl ModelArgs {
             seed: self.seed,
             ..base
         };
-        if self.model == ModelChoice::Auto && given {
-            return Err(steam_core::Error::Config {
+        let refuse = |flags: &str, models: &str| {
+            Err(steam_core::Error::Config {
                 key: "--model".into(),
-                reason: "--rank, --reg-param, --alpha, --confidence and --cg-steps need --model \
-                         implicit or explicit (auto chooses them by tuning)"
-                    .into(),
-            });
+                reason: format!(
+                    "{flags} need --model {models} (the {} model does not use them)",
+                    clap::ValueEnum::to_possible_value(&self.model)
+                        .map_or("chosen".into(), |v| v.get_name().to_owned())
+                ),
+            })
+        };
+        let als = matches!(self.model, ModelChoice::Implicit | ModelChoice::Explicit);
+        if als_given && !als {
+            return refuse(
+                "--rank, --reg-param, --alpha, --confidence and --cg-steps",
+                "implicit or explicit",
+            );
         }
-        Ok((params, self.model == ModelChoice::Auto))
+        if self.lambda.is_some() && self.model != ModelChoice::Ease {
+            return refuse("--lambda", "ease");
+        }
+        if (self.neighbours.is_some() || self.similarity.is_some())
+            && self.model != ModelChoice::ItemKnn
+        {
+            return refuse("--neighbours and --similarity", "item-knn");
+        }
+        if self.blend.is_some() && matches!(self.model, ModelChoice::Auto | ModelChoice::Popularity)
+        {
+            return refuse("--blend", "implicit, explicit, ease or item-knn");
+        }
+        let model = match self.model {
+            ModelChoice::Auto => None,
+            ModelChoice::Implicit | ModelChoice::Explicit => {
+                self.blend.map(|_| ModelParams::Als(params.clone()))
+            }
+            ModelChoice::Ease => Some(ModelParams::Ease(steam_model::EaseParams {
+                lambda: self
+                    .lambda
+                    .unwrap_or(steam_model::EaseParams::default().lambda),
+                ..steam_model::EaseParams::default()
+            })),
+            ModelChoice::ItemKnn => Some(ModelParams::ItemKnn(steam_model::KnnParams {
+                neighbours: self
+                    .neighbours
+                    .unwrap_or(steam_model::KnnParams::default().neighbours),
+                similarity: match self.similarity {
+                    Some(SimilarityChoice::Bm25) => {
+                        steam_model::Similarity::Bm25 { k1: 1.2, b: 0.75 }
+                    }
+                    _ => steam_model::Similarity::Cosine,
+                },
+            })),
+            ModelChoice::Popularity => Some(ModelParams::Popularity),
+        };
+        let model = match (model, self.blend) {
+            (Some(personal), Some(weight)) => Some(ModelParams::Blend(steam_model::BlendParams {
+                personal: Some(Box::new(personal)),
+                weight,
+            })),
+            (model, _) => model,
+        };
+        Ok((params, model, self.model == ModelChoice::Auto))
     }
 }
 

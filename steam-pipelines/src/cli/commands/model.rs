@@ -24,7 +24,7 @@ pub(super) async fn train(
     );
     options.date = date;
     (options.test, options.split, options.holdout) = held_out(&split, settings)?;
-    (options.params, options.tune) = model.params()?;
+    (options.params, options.model, options.tune) = model.params()?;
     options.include_seen = include_seen;
     options.top_k = top;
     let report = crate::train(&options).await?;
@@ -52,6 +52,10 @@ pub(super) async fn evaluate(
     options.k = k;
     let implicit = ModelArgs {
         model: ModelChoice::Implicit,
+        lambda: None,
+        neighbours: None,
+        similarity: None,
+        blend: None,
         ..model.clone()
     };
     options.implicit = implicit.params()?.0;
@@ -94,7 +98,7 @@ pub(super) async fn tune(
     options.split = split;
     options.holdout = holdout;
     options.k = k;
-    options.grid = steam_model::default_grid(&steam_model::AlsParams {
+    options.grid = steam_model::auto_grid(&steam_model::AlsParams {
         iterations,
         seed,
         ..steam_model::AlsParams::default()
