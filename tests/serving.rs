@@ -297,6 +297,14 @@ impl Fixture {
         }
     }
 
+    /// Writes the similar games `train` writes beside the results (see [`write_similar`]).
+    fn write_similar(&self, games: std::ops::Range<i32>) {
+        let file = steam_recsys::pipelines::train::similar_file(&self.results).unwrap();
+        let name = file.path(&[]).filename().unwrap().to_owned();
+        assert_eq!(name, "user_recommendations.similar.parquet");
+        write_similar(&self.results_file.with_file_name(name), games);
+    }
+
     /// Writes the results of `users` with `salt` and runs the serving load.
     async fn load(
         &self,
@@ -311,6 +319,62 @@ impl Fixture {
         load.redis = redis.cloned();
         lake_to_serving(&load).await.unwrap()
     }
+}
+
+/// The similar games of game `g`, most similar first: `g * 10 + 3`, `+ 1`, `+ 2` (not in id order).
+fn similar_of(g: i32) -> (Vec<i32>, Vec<f32>) {
+    (
+        vec![g * 10 + 3, g * 10 + 1, g * 10 + 2],
+        vec![0.875, 0.5, 0.25],
+    )
+}
+
+/// Writes a similar games file (`steam_core::similar_games_schema`) of games `games`
+/// ([`similar_of`]), with a game 0 whose list is null (no similar games).
+fn write_similar(path: &std::path::Path, games: std::ops::Range<i32>) {
+    use arrow::array::{Array, Float32Array, ListArray, StructArray};
+    let schema = steam_recsys::core::similar_games_schema();
+    let arrow::datatypes::DataType::List(item) = schema.field(1).data_type().clone() else {
+        unreachable!()
+    };
+    let arrow::datatypes::DataType::Struct(fields) = item.data_type().clone() else {
+        unreachable!()
+    };
+    let (mut ids, mut scores, mut lengths) = (Vec::new(), Vec::new(), vec![0]);
+    for g in games.clone() {
+        let (i, s) = similar_of(g);
+        lengths.push(i.len());
+        ids.extend(i);
+        scores.extend(s);
+    }
+    let structs = StructArray::new(
+        fields,
+        vec![
+            Arc::new(Int32Array::from(ids)),
+            Arc::new(Float32Array::from(scores)),
+        ],
+        None,
+    );
+    let valid =
+        arrow::buffer::NullBuffer::from_iter(lengths.iter().enumerate().map(|(i, _)| i > 0));
+    let list = ListArray::new(
+        item,
+        arrow::buffer::OffsetBuffer::from_lengths(lengths),
+        Arc::new(structs),
+        Some(valid),
+    );
+    assert!(list.is_null(0));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int32Array::from_iter_values(
+                std::iter::once(0).chain(games),
+            )),
+            Arc::new(list),
+        ],
+    )
+    .unwrap();
+    write_parquet(path, &batch);
 }
 
 fn write_parquet(path: &std::path::Path, batch: &RecordBatch) {
@@ -387,6 +451,7 @@ async fn the_api_answers_users_names_unknown_users_and_bad_ids_and_counts_them()
     let mongo = mongo();
     let redis = common::redis("api");
     let fixture = Fixture::new(1..201);
+    fixture.write_similar(1..51);
     let summary = fixture.load(1..201, 0, &mongo, Some(&redis)).await;
     let names: Vec<&str> = summary.tables.iter().map(|t| t.table.as_str()).collect();
     assert_eq!(
@@ -396,10 +461,14 @@ async fn the_api_answers_users_names_unknown_users_and_bad_ids_and_counts_them()
             "recsys → redis",
             "recsys_popular → mongodb",
             "recsys_popular → redis",
+            "recsys_similar → mongodb",
+            "recsys_similar → redis",
             "recsys_users → mongodb",
             "recsys_users → redis",
         ]
     );
+    let similar_rows = summary.table("recsys_similar → redis").unwrap().rows;
+    assert_eq!(similar_rows, 50, "game 0's null list is no entry");
     let run = RedisSource::new(redis.clone(), "recsys", served_schema())
         .run()
         .await
@@ -452,6 +521,79 @@ async fn the_api_answers_users_names_unknown_users_and_bad_ids_and_counts_them()
         );
     }
 
+    // Redis keeps each game's ids and scores packed in one entry, under the load's run.
+    let packed = Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("game_id", arrow::datatypes::DataType::Int32, false),
+        arrow::datatypes::Field::new("similar", arrow::datatypes::DataType::Binary, false),
+    ]));
+    let entries = RedisSource::new(redis.clone(), "recsys_similar", packed.clone());
+    assert_eq!(entries.run().await.unwrap().as_deref(), Some(run.as_str()));
+    let entries: Vec<RecordBatch> = entries.read().await.unwrap().try_collect().await.unwrap();
+    let entries = arrow::compute::concat_batches(&packed, &entries).unwrap();
+    assert_eq!(entries.num_rows(), 50);
+    let values = arrow::array::AsArray::as_binary::<i32>(entries.column(1));
+    for (i, game) in common::i32s(&entries, "game_id").into_iter().enumerate() {
+        let decoded = steam_recsys::connectors::redis::decode_scored(values.value(i));
+        assert_eq!(decoded, Some(similar_of(game.unwrap())));
+    }
+
+    // Similar games: from Redis here, from MongoDB on an API without Redis, the same answer.
+    let hits = metric(
+        &metrics_text(&client, &base).await,
+        "steam_recsys_cache_hits_total",
+    );
+    let (stored, _stop_stored) = start_api(&mongo, None).await;
+    for api in [&base, &stored] {
+        for game in [7, 1, 50] {
+            let (status, body) = get(&client, &format!("{api}/games/{game}/similar")).await;
+            assert_eq!(status, 200, "{body}");
+            let (want_ids, want_scores) = similar_of(game);
+            assert_eq!(body["game_id"], game);
+            assert_eq!(
+                ids(&body),
+                want_ids.iter().map(|&g| i64::from(g)).collect::<Vec<_>>()
+            );
+            let scores: Vec<f64> = body["scores"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no scores in {body}"))
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let want: Vec<f64> = want_scores.iter().map(|&s| f64::from(s)).collect();
+            assert_eq!(scores, want, "{body}");
+            assert_eq!(body["model"], run.as_str(), "{body}");
+        }
+    }
+    let hits_after = metric(
+        &metrics_text(&client, &base).await,
+        "steam_recsys_cache_hits_total",
+    );
+    assert_eq!(hits_after - hits, 3.0, "the similar lists came from Redis");
+    for game in [0, 51, 5000] {
+        let (status, body) = get(&client, &format!("{base}/games/{game}/similar")).await;
+        assert_eq!(status, 404, "{game}: {body}");
+        assert_eq!(body["status"], 404);
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("game {game}")),
+            "{body}"
+        );
+    }
+    for bad in ["abc", "99999999999"] {
+        let (status, body) = get(&client, &format!("{base}/games/{bad}/similar")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["status"], 400);
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("not a 32-bit integer"),
+            "{body}"
+        );
+    }
+
     let (status, body) = get(&client, &format!("{base}/healthz")).await;
     assert_eq!(
         (status, body["status"].as_str()),
@@ -460,6 +602,14 @@ async fn the_api_answers_users_names_unknown_users_and_bad_ids_and_counts_them()
     );
 
     let text = metrics_text(&client, &base).await;
+    let similar = "steam_recsys_http_requests_total{route=\"/games/{game_id}/similar\"";
+    for (status, n) in [(200, 3.0), (404, 3.0), (400, 2.0)] {
+        assert_eq!(
+            metric(&text, &format!("{similar},status=\"{status}\"}}")),
+            n,
+            "{text}"
+        );
+    }
     let route = "steam_recsys_http_requests_total{route=\"/users/{user_id}/recommendations\"";
     assert_eq!(
         metric(&text, &format!("{route},status=\"200\"}}")),
@@ -488,6 +638,49 @@ async fn the_api_answers_users_names_unknown_users_and_bad_ids_and_counts_them()
         text.contains("steam_recsys_http_request_duration_seconds_bucket"),
         "{text}"
     );
+    drop_database(&mongo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_without_similar_games_serves_the_rest_and_answers_404_for_them() {
+    let mongo = mongo();
+    let redis = common::redis("nosimilar");
+    let fixture = Fixture::new(1..101);
+    let summary = fixture.load(1..101, 0, &mongo, Some(&redis)).await;
+    assert!(
+        summary.tables.iter().all(|t| !t.table.contains("similar")),
+        "{:?}",
+        summary.tables
+    );
+    assert!(summary.table("recsys_popular → redis").is_some());
+    for api in [Some(&redis), None] {
+        let (base, _stop) = start_api(&mongo, api).await;
+        let client = reqwest::Client::new();
+        let (status, body) = get(&client, &format!("{base}/users/7/recommendations")).await;
+        assert_eq!((status, ids(&body)), (200, vec![70, 71, 72]), "{body}");
+        let (status, body) = get(&client, &format!("{base}/games/7/similar")).await;
+        assert_eq!(status, 404, "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("no similar games"),
+            "{body}"
+        );
+    }
+
+    // Then results with similar games: loaded; then results without: the stores keep them.
+    fixture.write_similar(1..11);
+    let with = fixture.load(1..101, 5, &mongo, Some(&redis)).await;
+    assert_eq!(with.table("recsys_similar → mongodb").unwrap().rows, 10);
+    std::fs::remove_file(
+        fixture
+            .results_file
+            .with_file_name("user_recommendations.similar.parquet"),
+    )
+    .unwrap();
+    fixture.load(1..101, 0, &mongo, Some(&redis)).await;
+    let (base, _stop) = start_api(&mongo, Some(&redis)).await;
+    let (status, body) = get(&reqwest::Client::new(), &format!("{base}/games/3/similar")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), [33, 31, 32]);
     drop_database(&mongo).await;
 }
 

@@ -114,7 +114,8 @@ impl RunAllReport {
 
     /// Users written to the served collection (MongoDB's copy).
     pub fn served(&self) -> u64 {
-        // The recommendations are written first, then the popular list and the users.
+        // The recommendations are written first, then the popular list, the similar games and the
+        // users.
         self.serving
             .tables
             .iter()

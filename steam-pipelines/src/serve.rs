@@ -5,16 +5,18 @@
 //! |---|---|
 //! | `GET /users/{user_id}/recommendations` | `{"user_id": 1, "game_ids": [...], "model": "<run>"}` |
 //! | `GET /users/by-name/{username}/recommendations` | the same, with `"username"`, through users_mapping |
+//! | `GET /games/{game_id}/similar` | `{"game_id": 7, "game_ids": [...], "scores": [...], "model": "<run>"}`, most similar first |
 //! | `GET /healthz` | each backend's state: `ok`, `degraded` (Redis down, MongoDB answers) or `down` (503) |
 //! | `GET /metrics` | Prometheus text: requests by route and status, latency, cache hits and misses, fallbacks |
 //!
-//! A user is looked up in Redis, then in MongoDB when Redis misses, fails or is down (after a
-//! failure Redis is skipped for a second, so that a dead server costs one failed lookup, not one
-//! per request). A user the model does not know gets the popular list (`"fallback": "popular"`);
-//! `model` names the serving load the answer comes from, so one answer never mixes two loads.
-//! Errors are JSON, `{"error": "...", "status": 400}`: a malformed user id is a 400, an unknown
-//! username a 404, a request that takes longer than the timeout a 504, one that waits longer than
-//! that for a free slot (at most [`ServeOptions::concurrency`] are served at once) a 503.
+//! A user (or a game's similar games) is looked up in Redis, then in MongoDB when Redis misses,
+//! fails or is down (after a failure Redis is skipped for a second, so that a dead server costs one
+//! failed lookup, not one per request). A user the model does not know gets the popular list
+//! (`"fallback": "popular"`); `model` names the serving load the answer comes from, so one answer
+//! never mixes two loads. Errors are JSON, `{"error": "...", "status": 400}`: a malformed user or
+//! game id is a 400, an unknown username or a game without similar games a 404, a request that
+//! takes longer than the timeout a 504, one that waits longer than that for a free slot (at most
+//! [`ServeOptions::concurrency`] are served at once) a 503.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,7 +38,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use steam_connectors::mongodb::{MongoConfig, RUN_FIELD};
-use steam_connectors::redis::{decode_ids, RedisConfig, RedisReader};
+use steam_connectors::redis::{decode_ids, decode_scored, RedisConfig, RedisReader};
 use steam_core::{Error, Result};
 use tokio::sync::Semaphore;
 
@@ -182,6 +184,15 @@ struct Answer {
     fallback: Option<&'static str>,
 }
 
+/// An answer of the similar games route.
+#[derive(Debug, Serialize)]
+struct SimilarAnswer {
+    game_id: i32,
+    game_ids: Vec<i32>,
+    scores: Vec<f32>,
+    model: String,
+}
+
 /// An error answer: `{"error": "...", "status": N}`.
 #[derive(Debug)]
 struct Failure(StatusCode, String);
@@ -289,6 +300,34 @@ impl Api {
         }))
     }
 
+    /// The similar games of `game` (ids, most similar first, and scores): Redis's entry, else
+    /// MongoDB's newest document; `None` when no store has them.
+    async fn similar(&self, game: i32) -> Result<Option<Found<(Vec<i32>, Vec<f32>)>>> {
+        let (table, key) = (&self.tables.similar, game.to_string());
+        if let Some((value, run)) = self.cached(table, key.as_bytes()).await {
+            if let Some(similar) = decode_scored(&value) {
+                return Ok(Some(Found {
+                    value: similar,
+                    run,
+                }));
+            }
+            tracing::warn!(
+                "redis entry {key:?} of {table} is not packed similar games; using MongoDB"
+            );
+        }
+        let found = self.stored(table, doc! { "game_id": game }).await?;
+        Ok(found.map(|d| {
+            let (mut ids, mut scores) = (ids_of(d.get("game_ids")), scores_of(d.get("scores")));
+            let n = ids.len().min(scores.len());
+            ids.truncate(n);
+            scores.truncate(n);
+            Found {
+                value: (ids, scores),
+                run: d.get_str(RUN_FIELD).unwrap_or_default().to_owned(),
+            }
+        }))
+    }
+
     /// The user id of `username`, or `None`.
     async fn user_of(&self, username: &str) -> Result<Option<i32>> {
         if let Some((value, _)) = self.cached(&self.tables.users, username.as_bytes()).await {
@@ -356,6 +395,49 @@ fn ids_of(value: Option<&Bson>) -> Vec<i32> {
             })
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// The scores of a document's array field.
+fn scores_of(value: Option<&Bson>) -> Vec<f32> {
+    match value {
+        Some(Bson::Array(items)) => items
+            .iter()
+            .filter_map(|b| match b {
+                Bson::Double(f) => Some(*f as f32),
+                Bson::Int32(i) => Some(*i as f32),
+                Bson::Int64(i) => Some(*i as f32),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+async fn similar(
+    State(api): State<Arc<Api>>,
+    Path(game): Path<String>,
+) -> Result<axum::Json<SimilarAnswer>, Failure> {
+    let game: i32 = game.parse().map_err(|_| {
+        Failure(
+            StatusCode::BAD_REQUEST,
+            format!("game id {game:?} is not a 32-bit integer"),
+        )
+    })?;
+    match api.similar(game).await.map_err(unavailable)? {
+        Some(Found {
+            value: (game_ids, scores),
+            run,
+        }) => Ok(axum::Json(SimilarAnswer {
+            game_id: game,
+            game_ids,
+            scores,
+            model: run,
+        })),
+        None => Err(Failure(
+            StatusCode::NOT_FOUND,
+            format!("no similar games for game {game}"),
+        )),
     }
 }
 
@@ -498,6 +580,7 @@ pub async fn router(options: &ServeOptions) -> Result<Router> {
     Ok(Router::new()
         .route("/users/{user_id}/recommendations", get(by_id))
         .route("/users/by-name/{username}/recommendations", get(by_name))
+        .route("/games/{game_id}/similar", get(similar))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(api.clone(), guard))

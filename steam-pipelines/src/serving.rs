@@ -144,15 +144,20 @@ pub struct ServingTables {
     pub users: String,
     /// The popular fallback: one entry, `list` = `"popular"` → `game_ids`.
     pub popular: String,
+    /// Each game's similar games: `game_id` → `game_ids` (most similar first) and their `scores`
+    /// ([`similar_schema`]).
+    pub similar: String,
 }
 
 impl ServingTables {
-    /// The tables of `collection`: itself, `<collection>_users` and `<collection>_popular`.
+    /// The tables of `collection`: itself, `<collection>_users`, `<collection>_popular` and
+    /// `<collection>_similar`.
     pub fn of(collection: &str) -> Self {
         ServingTables {
             recommendations: collection.to_owned(),
             users: format!("{collection}_users"),
             popular: format!("{collection}_popular"),
+            similar: format!("{collection}_similar"),
         }
     }
 }
@@ -183,6 +188,32 @@ pub fn popular_schema() -> arrow::datatypes::SchemaRef {
             ))),
             false,
         ),
+    ]))
+}
+
+/// The schema of a serving store's similar table: `game_id` Int32, and its similar games' ids
+/// (`game_ids`, `list<Int32>`, most similar first) and `scores` (`list<Float32>`, as many). MongoDB
+/// keeps these columns as they are; Redis keeps each game's entry `game_id` → both lists packed
+/// ([`steam_connectors::redis::encode_scored`]).
+pub fn similar_schema() -> arrow::datatypes::SchemaRef {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let list = |item: DataType| DataType::List(std::sync::Arc::new(Field::new("item", item, true)));
+    std::sync::Arc::new(Schema::new(vec![
+        Field::new("game_id", DataType::Int32, false),
+        Field::new("game_ids", list(DataType::Int32), false),
+        Field::new("scores", list(DataType::Float32), false),
+    ]))
+}
+
+/// The similar table as Redis keeps it: `game_id` → `similar`, [`encode_scored`] of the game's
+/// ids and scores.
+///
+/// [`encode_scored`]: steam_connectors::redis::encode_scored
+fn similar_redis_schema() -> arrow::datatypes::SchemaRef {
+    use arrow::datatypes::{DataType, Field, Schema};
+    std::sync::Arc::new(Schema::new(vec![
+        Field::new("game_id", DataType::Int32, false),
+        Field::new("similar", DataType::Binary, false),
     ]))
 }
 
@@ -218,8 +249,9 @@ pub async fn lake_to_mongodb_with(
 /// The serving load: reads the recommendations once, drops their ratings (remove_probability),
 /// and writes them to MongoDB (the system of record) and, when configured, Redis (the serving
 /// copy) at the same time, every store's copy marked with the same run id; then, into both
-/// stores, the popular fallback written by `train` beside the results
-/// ([`crate::train::popular_file`]; skipped with a warning for results from elsewhere) and
+/// stores, the popular fallback and the similar games written by `train` beside the results
+/// ([`crate::train::popular_file`], [`crate::train::similar_file`]; each skipped with a warning
+/// when absent, as for results from elsewhere, the stores then keeping what they had) and
 /// `username → user_id` from users_mapping. Table names: [`ServingTables`].
 ///
 /// In refresh mode ([`WriteMode::Replace`]) MongoDB's collections are refreshed key by key
@@ -228,7 +260,8 @@ pub async fn lake_to_mongodb_with(
 /// A load that fails (either store) is an error; the stores then still serve their earlier sets
 /// (MongoDB's readers may see some keys of the failed run) and a rerun completes the refresh.
 /// The recommendations are keyed on [`ServingLoad::keys`], the users on `username`, the popular
-/// list on `list`.
+/// list on `list`, the similar games on `game_id`. The popular and similar tables are always
+/// refreshed whole (they are small), also in the other modes.
 pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
     let started = Instant::now();
     let run = steam_core::run_id();
@@ -262,6 +295,7 @@ pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
             TableRef::new(&tables.recommendations, served_schema()).with_keys(&load.keys),
             mode,
             batch_stream(served),
+            None,
         )
         .await?,
     );
@@ -276,11 +310,33 @@ pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
                 TableRef::new(&tables.popular, popular_schema()).with_keys(["list"]),
                 WriteMode::Replace,
                 batch_stream(futures::stream::iter([Ok(batch)])),
+                None,
             )
             .await?,
         ),
         None => tracing::warn!(
             "no popular list beside {} (train writes one): users without recommendations get none",
+            load.results
+        ),
+    }
+    match read_similar(&load.results).await? {
+        Some(rows) => written.extend(
+            write_both(
+                load,
+                &run,
+                TableRef::new(&tables.similar, similar_schema()).with_keys(["game_id"]),
+                WriteMode::Replace,
+                rows,
+                Some(RedisForm {
+                    schema: similar_redis_schema,
+                    convert: similar_entries,
+                }),
+            )
+            .await?,
+        ),
+        None => tracing::warn!(
+            "no similar games beside {} (train writes them): the stores keep the similar games \
+             they had, if any",
             load.results
         ),
     }
@@ -325,11 +381,12 @@ pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
                     WriteMode::Replace
                 },
                 batch_stream(users),
+                None,
             )
             .await?,
         );
     }
-    stages.push(StageSummary::since("popular and users", t));
+    stages.push(StageSummary::since("popular, similar and users", t));
     let t = Instant::now();
     if let Some(served) = &load.served {
         // Every store has these results now: they are what the next load compares with.
@@ -352,15 +409,25 @@ pub async fn lake_to_serving(load: &ServingLoad) -> Result<RunSummary> {
     })
 }
 
-/// Writes `batches` to MongoDB and, if configured, Redis, both at once (one read), keyed on the
-/// table's keys; [`WriteMode::Replace`] is a refresh in MongoDB ([`MongoSink::refresh`]). Each
-/// store's summary is named `<table> → mongodb` or `<table> → redis`.
+/// How a table is kept in Redis when its rows are not entries as they are (a value of several
+/// columns): the table's schema there, and each batch in that schema.
+#[derive(Clone, Copy)]
+struct RedisForm {
+    schema: fn() -> arrow::datatypes::SchemaRef,
+    convert: fn(&steam_core::RecordBatch) -> Result<steam_core::RecordBatch>,
+}
+
+/// Writes `batches` to MongoDB and, if configured, Redis (in `form`, if given), both at once (one
+/// read), keyed on the table's keys; [`WriteMode::Replace`] is a refresh in MongoDB
+/// ([`MongoSink::refresh`]). Each store's summary is named `<table> → mongodb` or
+/// `<table> → redis`.
 async fn write_both(
     load: &ServingLoad,
     run: &str,
     table: TableRef,
     mode: WriteMode,
     batches: BatchStream,
+    form: Option<RedisForm>,
 ) -> Result<Vec<WriteSummary>> {
     let mongo = MongoSink::new(load.mongo.clone()).with_run_id(run);
     let changes = load.only_changed;
@@ -386,8 +453,134 @@ async fn write_both(
     // Entries from the key to the first other column.
     let redis = RedisSink::new(redis.clone()).with_run_id(run);
     let (a, b) = steam_core::tee(batches, 4, format!("serving load of {}", table.name));
-    let (m, r) = futures::future::try_join(to_mongo(a), redis.write(&table, mode, b)).await?;
+    let (redis_table, b) = match form {
+        None => (table.clone(), b),
+        Some(form) => (
+            TableRef::new(&table.name, (form.schema)()).with_keys(&table.keys),
+            batch_stream(b.map(move |batch| batch.and_then(|batch| (form.convert)(&batch)))),
+        ),
+    };
+    let (m, r) = futures::future::try_join(to_mongo(a), redis.write(&redis_table, mode, b)).await?;
     Ok(vec![named(m, "mongodb"), named(r, "redis")])
+}
+
+/// Whether object `lake` exists.
+async fn exists(lake: &Lake) -> Result<bool> {
+    match object_store::ObjectStoreExt::head(lake.store().as_ref(), lake.prefix()).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(lake.error(lake.prefix(), e)),
+    }
+}
+
+/// The similar games beside `results` (see [`crate::train::similar_file`]) as rows of
+/// [`similar_schema`], streamed, or `None` when there are none.
+async fn read_similar(results: &Lake) -> Result<Option<BatchStream>> {
+    let Some(lake) = crate::train::similar_file(results) else {
+        return Ok(None);
+    };
+    if !exists(&lake).await? {
+        return Ok(None);
+    }
+    let url = lake.url().to_owned();
+    let batches = LakeSource::objects(&lake)
+        .await?
+        .select(&["game_id", "similar"])?
+        .read()
+        .await?;
+    Ok(Some(batch_stream(batches.map(move |batch| {
+        batch.and_then(|batch| similar_rows(&batch, &url))
+    }))))
+}
+
+/// Rows of [`similar_schema`] from the similar file's `game_id` and `similar`
+/// (`list<struct<game_id, score>>`), in order: a game without a list (null) has no row, entries with
+/// a null id or score are left out.
+fn similar_rows(batch: &steam_core::RecordBatch, url: &str) -> Result<steam_core::RecordBatch> {
+    use arrow::array::{Array, AsArray, Float32Builder, Int32Builder, ListBuilder};
+    use arrow::datatypes::{Float32Type, Int32Type};
+    let wrong = |reason: &str| Error::Schema {
+        target: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let games = batch
+        .column(0)
+        .as_primitive_opt::<Int32Type>()
+        .ok_or_else(|| wrong("game_id is not Int32"))?;
+    let lists = batch
+        .column(1)
+        .as_list_opt::<i32>()
+        .ok_or_else(|| wrong("similar is not a list"))?;
+    let items = lists
+        .values()
+        .as_struct_opt()
+        .ok_or_else(|| wrong("similar is not a list of structs"))?;
+    let field = |name: &str| {
+        items
+            .column_by_name(name)
+            .ok_or_else(|| wrong(&format!("similar's items have no {name}")))
+    };
+    let ids = field("game_id")?
+        .as_primitive_opt::<Int32Type>()
+        .ok_or_else(|| wrong("similar's game_id is not Int32"))?;
+    let scores = field("score")?
+        .as_primitive_opt::<Float32Type>()
+        .ok_or_else(|| wrong("similar's score is not Float32"))?;
+    let schema = similar_schema();
+    let item = |i: usize| match schema.field(i).data_type() {
+        arrow::datatypes::DataType::List(item) => item.clone(),
+        _ => unreachable!("similar_schema's lists"),
+    };
+    let mut keys = Int32Builder::with_capacity(batch.num_rows());
+    let mut id_lists = ListBuilder::new(Int32Builder::new()).with_field(item(1));
+    let mut score_lists = ListBuilder::new(Float32Builder::new()).with_field(item(2));
+    let offsets = lists.value_offsets();
+    for row in 0..batch.num_rows() {
+        if games.is_null(row) || lists.is_null(row) {
+            continue;
+        }
+        for j in offsets[row] as usize..offsets[row + 1] as usize {
+            if items.is_valid(j) && ids.is_valid(j) && scores.is_valid(j) {
+                id_lists.values().append_value(ids.value(j));
+                score_lists.values().append_value(scores.value(j));
+            }
+        }
+        keys.append_value(games.value(row));
+        id_lists.append(true);
+        score_lists.append(true);
+    }
+    steam_core::RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(keys.finish()),
+            Arc::new(id_lists.finish()),
+            Arc::new(score_lists.finish()),
+        ],
+    )
+    .map_err(|e| Error::arrow(url.to_owned(), e))
+}
+
+/// Rows of [`similar_schema`] as Redis's entries ([`similar_redis_schema`]).
+fn similar_entries(batch: &steam_core::RecordBatch) -> Result<steam_core::RecordBatch> {
+    use arrow::array::{AsArray, BinaryBuilder};
+    use arrow::datatypes::{Float32Type, Int32Type};
+    let ids = batch.column(1).as_list::<i32>();
+    let scores = batch.column(2).as_list::<i32>();
+    let mut packed = BinaryBuilder::with_capacity(batch.num_rows(), batch.num_rows() * 80);
+    for row in 0..batch.num_rows() {
+        let (i, s) = (ids.value(row), scores.value(row));
+        let i = i.as_primitive::<Int32Type>();
+        let s = s.as_primitive::<Float32Type>();
+        packed.append_value(steam_connectors::redis::encode_scored(
+            i.values(),
+            s.values(),
+        ));
+    }
+    steam_core::RecordBatch::try_new(
+        similar_redis_schema(),
+        vec![batch.column(0).clone(), Arc::new(packed.finish())],
+    )
+    .map_err(|e| Error::arrow("the similar games' Redis entries", e))
 }
 
 /// The popular list beside `results` (see [`crate::train::popular_file`]) as the popular table's
@@ -398,10 +591,8 @@ async fn read_popular(results: &Lake) -> Result<Option<steam_core::RecordBatch>>
         return Ok(None);
     };
     let url = lake.url().to_owned();
-    match object_store::ObjectStoreExt::head(lake.store().as_ref(), lake.prefix()).await {
-        Ok(_) => {}
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(lake.error(lake.prefix(), e)),
+    if !exists(&lake).await? {
+        return Ok(None);
     }
     let batches = LakeSource::objects(&lake)
         .await?

@@ -18,7 +18,9 @@
 //! decimal digits or a UTF-8 string, so it can never be a field that starts with byte `0xFF`.
 //!
 //! Values: a list of integers is packed as little-endian 32-bit integers (4 bytes per game id:
-//! [`encode_ids`], [`decode_ids`]); an integer as its decimal digits; a string as its bytes.
+//! [`encode_ids`], [`decode_ids`]); an integer as its decimal digits; a string or a binary as its
+//! bytes. Scored game ids (such as similar games) are a binary of [`encode_scored`]: the ids packed,
+//! then their scores as little-endian 32-bit floats.
 
 mod sink;
 mod source;
@@ -222,6 +224,28 @@ pub fn decode_ids(bytes: &[u8]) -> Option<Vec<i32>> {
     )
 }
 
+/// Game ids and their scores (as many of each) packed as [`encode_ids`] of the ids followed by the
+/// scores as little-endian 32-bit floats: 8 bytes a game. Extra ids or scores are dropped.
+pub fn encode_scored(ids: &[i32], scores: &[f32]) -> Vec<u8> {
+    let n = ids.len().min(scores.len());
+    let mut bytes = encode_ids(ids[..n].iter().copied());
+    bytes.extend(scores[..n].iter().flat_map(|s| s.to_le_bytes()));
+    bytes
+}
+
+/// The game ids and scores of [`encode_scored`]; `None` when the length is not a multiple of 8.
+pub fn decode_scored(bytes: &[u8]) -> Option<(Vec<i32>, Vec<f32>)> {
+    if !bytes.len().is_multiple_of(8) {
+        return None;
+    }
+    let (ids, scores) = bytes.split_at(bytes.len() / 2);
+    let scores = scores
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Some((decode_ids(ids)?, scores))
+}
+
 /// One entry read by [`RedisReader::get`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -316,6 +340,18 @@ mod tests {
         assert_eq!(decode_ids(&packed), Some(ids));
         assert_eq!(decode_ids(&packed[..5]), None);
         assert_eq!(decode_ids(&[]), Some(vec![]));
+    }
+
+    #[test]
+    fn scored_ids_round_trip_and_odd_lengths_are_refused() {
+        let (ids, scores) = (vec![7, -3, i32::MAX], vec![0.5, -1.25, 1e-3]);
+        let packed = encode_scored(&ids, &scores);
+        assert_eq!(packed.len(), 24);
+        assert_eq!(decode_scored(&packed), Some((ids.clone(), scores.clone())));
+        assert_eq!(&packed[..12], encode_ids(ids).as_slice());
+        assert_eq!(decode_scored(&packed[..20]), None);
+        assert_eq!(decode_scored(&[]), Some((vec![], vec![])));
+        assert_eq!(encode_scored(&[1, 2], &[0.5]).len(), 8, "as many of each");
     }
 
     #[test]

@@ -260,8 +260,8 @@ fn queue(pipe: &mut redis::Pipeline, cmd: &mut redis::Cmd, target: &str) {
     pipe.add_command(std::mem::replace(cmd, next)).ignore();
 }
 
-/// Each row's bytes: integers as decimal digits, strings as their bytes, lists of 32-bit integers
-/// packed ([`encode_ids`]); `None` for a null.
+/// Each row's bytes: integers as decimal digits, strings and binaries as their bytes, lists of
+/// 32-bit integers packed ([`encode_ids`]); `None` for a null.
 fn encode(what: &str, column: &str, array: &ArrayRef) -> Result<Vec<Option<Vec<u8>>>> {
     let each = |f: &dyn Fn(usize) -> Vec<u8>| -> Vec<Option<Vec<u8>>> {
         (0..array.len())
@@ -285,6 +285,14 @@ fn encode(what: &str, column: &str, array: &ArrayRef) -> Result<Vec<Option<Vec<u
             let a = array.as_string::<i64>();
             each(&|i| a.value(i).as_bytes().to_vec())
         }
+        DataType::Binary => {
+            let a = array.as_binary::<i32>();
+            each(&|i| a.value(i).to_vec())
+        }
+        DataType::LargeBinary => {
+            let a = array.as_binary::<i64>();
+            each(&|i| a.value(i).to_vec())
+        }
         DataType::List(item) if item.data_type() == &DataType::Int32 => {
             let a = array.as_list::<i32>();
             each(&|i| {
@@ -297,7 +305,7 @@ fn encode(what: &str, column: &str, array: &ArrayRef) -> Result<Vec<Option<Vec<u
                 backend: "redis",
                 operation: format!(
                     "{what}: column {column:?} of type {other} (keys and values are integers, \
-                     strings or lists of 32-bit integers)"
+                     strings, binaries or lists of 32-bit integers)"
                 ),
             })
         }

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder};
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
+};
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use steam_core::{spawn_stream, BatchStream, Error, Result, Source};
@@ -10,7 +12,7 @@ use steam_core::{spawn_stream, BatchStream, Error, Result, Source};
 use super::{decode_ids, RedisConfig, RUN_FIELD};
 
 /// Reads a table written by [`RedisSink`](super::RedisSink) as batches of `schema`: two columns,
-/// the key (`Int32`, `Int64` or `Utf8`) and the value (the same, or a list of `Int32`), in the
+/// the key (`Int32`, `Int64` or `Utf8`) and the value (the same, a `Binary` or a list of `Int32`), in the
 /// hash's order (`HSCAN`), streamed. A table that was never loaded reads as no rows. If a load
 /// swaps the table while it is read, the stream ends with an error rather than mix two sets.
 ///
@@ -67,6 +69,7 @@ impl RedisSource {
         let ok = fields.len() == 2
             && key_ok(fields[0].data_type())
             && (key_ok(fields[1].data_type())
+                || fields[1].data_type() == &DataType::Binary
                 || matches!(fields[1].data_type(), DataType::List(i) if i.data_type() == &DataType::Int32));
         if ok {
             Ok(())
@@ -75,7 +78,7 @@ impl RedisSource {
                 target: format!("redis {}", self.table),
                 reason: format!(
                     "a table reads as two columns, a key (Int32, Int64 or Utf8) and a value (the \
-                     same, or a list of Int32), not {:?}",
+                     same, a Binary or a list of Int32), not {:?}",
                     self.schema
                 ),
             })
@@ -88,6 +91,7 @@ enum Column {
     Int32(Int32Builder),
     Int64(Int64Builder),
     Utf8(StringBuilder),
+    Binary(BinaryBuilder),
     Ids(ListBuilder<Int32Builder>),
 }
 
@@ -97,6 +101,7 @@ impl Column {
             DataType::Int32 => Column::Int32(Int32Builder::new()),
             DataType::Int64 => Column::Int64(Int64Builder::new()),
             DataType::Utf8 => Column::Utf8(StringBuilder::new()),
+            DataType::Binary => Column::Binary(BinaryBuilder::new()),
             DataType::List(item) => {
                 Column::Ids(ListBuilder::new(Int32Builder::new()).with_field(item.clone()))
             }
@@ -111,6 +116,7 @@ impl Column {
             Column::Int32(b) => b.append_value(text()?.parse().map_err(|_| "not an Int32")?),
             Column::Int64(b) => b.append_value(text()?.parse().map_err(|_| "not an Int64")?),
             Column::Utf8(b) => b.append_value(text()?),
+            Column::Binary(b) => b.append_value(bytes),
             Column::Ids(b) => {
                 let ids = decode_ids(bytes).ok_or("not packed 32-bit game ids")?;
                 b.values().append_slice(&ids);
@@ -125,6 +131,7 @@ impl Column {
             Column::Int32(b) => Arc::new(b.finish()),
             Column::Int64(b) => Arc::new(b.finish()),
             Column::Utf8(b) => Arc::new(b.finish()),
+            Column::Binary(b) => Arc::new(b.finish()),
             Column::Ids(b) => Arc::new(b.finish()),
         }
     }
