@@ -170,7 +170,7 @@ impl EaseModel {
         self.fitted.len()
     }
 
-    /// B[j][i]: what game `from` adds to game `to`'s score, `None` for a game not fitted.
+    /// B\[from\]\[to\]: what game `from` adds to game `to`'s score, `None` for a game not fitted.
     pub fn weight(&self, from: i32, to: i32) -> Option<f32> {
         let f = |id: i32| {
             let k = *self.fitted_of.get(self.profiles.items.get(id)?)?;
