@@ -492,7 +492,8 @@ pub struct ModelArgs {
     /// game's number of ratings, as in Spark].
     #[arg(long)]
     pub reg_param: Option<f64>,
-    /// Implicit: the confidence scale α in 1 + α·ln(1 + hours) [default: 1].
+    /// Implicit: the confidence scale α in 1 + α·ln(1 + hours) [default: 1]. EASE: weigh each
+    /// review 1 + α·ln(1 + hours) instead of 1.
     #[arg(long)]
     pub alpha: Option<f64>,
     /// Implicit: how a review that does not recommend counts: signed (a preference 0, a known
@@ -527,7 +528,7 @@ impl ModelArgs {
         };
         let als_given = self.rank.is_some()
             || self.reg_param.is_some()
-            || self.alpha.is_some()
+            || (self.alpha.is_some() && self.model != ModelChoice::Ease)
             || self.confidence.is_some()
             || self.cg_steps.is_some();
         let params = AlsParams {
@@ -581,6 +582,12 @@ impl ModelArgs {
                 lambda: self
                     .lambda
                     .unwrap_or(steam_model::EaseParams::default().lambda),
+                weighting: match self.alpha {
+                    Some(alpha) => steam_model::Weighting::Hours {
+                        alpha: alpha as f32,
+                    },
+                    None => steam_model::Weighting::Binary,
+                },
                 ..steam_model::EaseParams::default()
             })),
             ModelChoice::ItemKnn => Some(ModelParams::ItemKnn(steam_model::KnnParams {
