@@ -98,4 +98,6 @@ pub use models::{Blend, BlendParams, Family, Model, ModelParams, PopularityModel
 pub use ratings::{RatingColumns, Ratings};
 pub use sparse::Weighting;
 pub use steam_core::recommendations_schema;
-pub use tune::{auto_grid, default_grid, tune, Candidate, Split, SplitKind, Tuning, TIE};
+pub use tune::{
+    auto_grid, default_grid, tune, Candidate, Split, SplitKind, Tuning, MAX_VALIDATION_USERS, TIE,
+};
