@@ -315,8 +315,6 @@ impl Model {
     fn top(&self, user: i32, k: usize, skip: &[usize], buffer: &mut [f32]) -> Vec<(usize, f32)> {
         if let Model::Popularity(m) = self {
             // The ranking is the order of the scores: walk it instead of scoring every game.
-            let mut skip = skip.to_vec();
-            skip.sort_unstable();
             return m
                 .ranking
                 .ranked()

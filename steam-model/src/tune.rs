@@ -218,9 +218,11 @@ const HALVING_FROM: usize = 4;
 ///
 /// With more than three ALS candidates, they go through successive halving: all run a third of
 /// their iterations, the best third of them (by NDCG, rounded down, at least one) continue from
-/// their factors to their full iterations. A blend without its personal model ([`BlendParams::personal`] `None`) blends the
-/// best personal candidate, reusing its fit. An empty grid, or a split leaving no user to
-/// evaluate, is an error.
+/// their factors to their full iterations. A blend without its personal model
+/// ([`BlendParams::personal`] `None`) blends the best personal candidate, reusing its fit. Where
+/// no review has hours played, an EASE candidate weighted by hours is the binary one of the same
+/// λ: it takes that one's metrics (fit seconds 0) instead of a second fit. An empty grid, or a
+/// split leaving no user to evaluate, is an error.
 pub fn tune(train: &Ratings, grid: &[ModelParams], split: &Split, k: usize) -> Result<Tuning> {
     if grid.is_empty() {
         return Err(Error::Config {
@@ -252,8 +254,28 @@ pub fn tune(train: &Ratings, grid: &[ModelParams], split: &Split, k: usize) -> R
     let als: Vec<usize> = (0..grid.len())
         .filter(|n| grid[*n].als().is_some())
         .collect();
+    // Without hours played, a model weighted by hours is its binary twin: not fitted twice.
+    let no_hours = fit.hours().iter().all(|h| *h == 0.0);
     for (n, params) in grid.iter().enumerate() {
         if matches!(params, ModelParams::Als(_) | ModelParams::Blend(_)) {
+            continue;
+        }
+        let twin = match params {
+            ModelParams::Ease(e) if no_hours && e.weighting != Weighting::Binary => {
+                let binary = ModelParams::Ease(EaseParams {
+                    weighting: Weighting::Binary,
+                    ..e.clone()
+                });
+                grid[..n].iter().position(|p| *p == binary)
+            }
+            _ => None,
+        };
+        if let Some(done) = twin.and_then(|t| candidates[t].clone()) {
+            candidates[n] = Some(Candidate {
+                params: params.clone(),
+                fit_seconds: 0.0,
+                ..done
+            });
             continue;
         }
         let t = Instant::now();
@@ -517,6 +539,33 @@ mod tests {
             .filter(|c| !c.note.is_empty())
             .count();
         assert_eq!(halved, 10 - 10 / 3, "{grouped:#?}");
+    }
+
+    #[test]
+    fn without_hours_an_hours_weighted_ease_is_its_binary_twin() {
+        let ease = |weighting| {
+            ModelParams::Ease(EaseParams {
+                lambda: 1500.0,
+                weighting,
+                max_items: EASE_MAX_ITEMS,
+            })
+        };
+        let grid = [
+            ease(Weighting::Binary),
+            ease(Weighting::Hours { alpha: 0.3 }),
+        ];
+        let split = Split::Random {
+            holdout: 0.2,
+            seed: 5,
+        };
+        let t = tune(&reviews(600, 4, 2), &grid, &split, 5).unwrap();
+        let (binary, hours) = (&t.candidates[0], &t.candidates[1]);
+        assert_eq!(hours.params, grid[1]);
+        assert_eq!(hours.metrics, binary.metrics);
+        assert_eq!(hours.fit_seconds, 0.0);
+        // The same model fitted again gives the same metrics: the reuse loses nothing.
+        let again = tune(&reviews(600, 4, 2), &grid[..1], &split, 5).unwrap();
+        assert_eq!(again.candidates[0].metrics, hours.metrics);
     }
 
     #[test]
